@@ -1,0 +1,97 @@
+"""`irkit parse EVIDENCE... --case DIR`: evidence into a case store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irkit.cli.common import CaseDir, Debug, JsonOut, Quiet, errors_handled, print_json
+from irkit.errors import UsageError
+
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--evtx-engine",
+        help="EVTX engine: evtx (fast, Rust) or python-evtx (pure Python, reads inactive chunks).",
+    ),
+]
+Workers = Annotated[
+    int, typer.Option("--workers", "-j", help="Parser processes (default: one per core).", min=0)
+]
+
+
+def check_outside_evidence(out: Path, evidence: list[Path]) -> None:
+    """Evidence is read-only: refuse to write a case or output inside it."""
+    target = out.resolve()
+    for item in evidence:
+        root = item.resolve()
+        if root.is_dir() and (target == root or root in target.parents):
+            raise UsageError(
+                f"the output {out} is inside the evidence folder {item}",
+                hint="irkit never writes into evidence; choose a folder outside it",
+            )
+
+
+def run_parse(
+    evidence: list[Path],
+    case: Path,
+    engine: str,
+    workers: int,
+    quiet: bool,
+) -> object:
+    """Parse with a progress bar when on a terminal; returns the ParseSummary."""
+    from irkit.cli.common import show_progress, stderr_console
+    from irkit.cli.summary import RichProgress
+    from irkit.ingest import ParseOptions, parse_evidence
+
+    check_outside_evidence(case, evidence)
+    progress = RichProgress(stderr_console()) if show_progress(quiet) else None
+    try:
+        return parse_evidence(
+            evidence,
+            case,
+            ParseOptions(evtx_engine=engine, workers=workers),
+            progress,
+            command=sys.argv,
+        )
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+@errors_handled
+def parse(
+    evidence: Annotated[list[Path], typer.Argument(help="Evidence files or folders (read-only).")],
+    case: CaseDir = Path("irkit-case"),
+    evtx_engine: Engine = "evtx",
+    workers: Workers = 0,
+    cross_check: Annotated[
+        bool,
+        typer.Option("--cross-check", help="Also read each EVTX with both engines and compare."),
+    ] = False,
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Parse evidence into a case. Re-parsing the same evidence adds nothing."""
+    from irkit.cli.common import stderr_console
+    from irkit.cli.summary import render_summary
+    from irkit.ingest import ParseSummary
+
+    summary = run_parse(evidence, case, evtx_engine, workers, quiet)
+    assert isinstance(summary, ParseSummary)
+    data = summary.as_dict()
+    code = int(summary.exit_code)
+    if cross_check:
+        from irkit.cli.crosscheck import run_crosscheck
+
+        report = run_crosscheck(evidence, workers, quiet=quiet or json_out)
+        data["cross_check"] = report
+    if json_out:
+        print_json(data)
+    elif not quiet:
+        render_summary(stderr_console(), summary)
+    raise typer.Exit(code)

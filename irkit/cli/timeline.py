@@ -1,0 +1,173 @@
+"""`irkit timeline CASE`: filter and export the case's events (table, CSV, JSONL)."""
+
+from __future__ import annotations
+
+import enum
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from irkit.cli.common import Debug, errors_handled, safe_text, stderr_console
+from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter, parse_time
+
+TABLE_LIMIT = 500
+
+
+class Format(enum.StrEnum):
+    """Output formats."""
+
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def build_filter(
+    start: str | None,
+    end: str | None,
+    source: list[str] | None,
+    host: list[str] | None,
+    event_id: list[str] | None,
+    search: str | None,
+    where: str | None,
+    limit: int | None,
+) -> TimelineFilter:
+    """The library filter from the command-line options."""
+    return TimelineFilter(
+        start=parse_time(start, "--from") if start else None,
+        end=parse_time(end, "--to") if end else None,
+        sources=source or (),
+        hosts=host or (),
+        event_ids=event_id or (),
+        search=search or "",
+        where=where or "",
+        limit=limit,
+    )
+
+
+def write_file(
+    selection: Selection, fmt: Format, out: Path, *, excel: bool, field_columns: int
+) -> int:
+    """Write a CSV or JSONL file atomically (a temporary file renamed into place)."""
+    tmp = out.with_name(f".{out.name}.irkit-tmp")
+    with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
+        count = _write(selection, fmt, handle, excel=excel, field_columns=field_columns)
+    tmp.replace(out)
+    return count
+
+
+def _write(
+    selection: Selection, fmt: Format, handle: TextIO, *, excel: bool, field_columns: int
+) -> int:
+    from irkit.export.csv import CsvWriter
+    from irkit.export.jsonl import JsonlWriter
+
+    if fmt is Format.csv:
+        return CsvWriter(field_columns, excel=excel).write(selection, handle)
+    return JsonlWriter(field_columns).write(selection, handle)
+
+
+def render_table(selection: Selection) -> int:
+    """A rich table on stdout; evidence text is escaped (no markup, no ANSI).
+
+    Narrow terminals get time, host and message (the message names the event id and
+    channel); wide ones also get source, event id and artifact columns.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    wide = console.width >= 140
+    table = Table(show_lines=False, expand=True)
+    table.add_column("datetime (UTC)", no_wrap=True, min_width=27)
+    table.add_column("host", no_wrap=True, overflow="ellipsis", max_width=16)
+    picks = [0, 6]
+    if wide:
+        for name, index in (("source", 4), ("event_id", 8), ("artifact", 5)):
+            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=20)
+            picks.append(index)
+    table.add_column("message", overflow="fold", ratio=1, min_width=30)
+    picks.append(2)
+    count = 0
+    for row in selection.rows():
+        cells = ["" if row[i] is None else str(row[i]) for i in picks]
+        cells[0] = cells[0].replace("+00:00", "Z")
+        table.add_row(*(safe_text(c) for c in cells))
+        count += 1
+    console.print(table)
+    return count
+
+
+@errors_handled
+def timeline(
+    case: Annotated[Path, typer.Argument(help="Case directory.")],
+    start: Annotated[
+        str | None, typer.Option("--from", help="Earliest time (ISO 8601, UTC).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Latest time (ISO 8601, UTC).")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+    ] = None,
+    host: Annotated[
+        list[str] | None, typer.Option("--host", help="Only this host (repeatable).")
+    ] = None,
+    event_id: Annotated[
+        list[str] | None, typer.Option("--event-id", help="Only this event id (repeatable).")
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Text in the message or fields (any case).")
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help="An SQL condition on the events table.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+    ] = None,
+    excel: Annotated[
+        bool,
+        typer.Option("--excel", help="CSV for Excel: UTF-8 BOM, cells cut at 32,767 characters."),
+    ] = False,
+    field_columns: Annotated[
+        int,
+        typer.Option(
+            "--field-columns",
+            help="Event fields with a column of their own; the rest go to fields_other.",
+            min=0,
+        ),
+    ] = DEFAULT_FIELD_COLUMNS,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="At most this many rows (table: 500 unless set).", min=0),
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Export the case's timeline, sorted by time, host, evidence and record."""
+    from irkit.case import Case
+
+    if fmt is Format.table and limit is None:
+        limit = TABLE_LIMIT
+    flt = build_filter(start, end, source, host, event_id, search, where, limit)
+    with Case(case, read_only=True) as store:
+        selection = Selection.of(store, flt)
+        if fmt is Format.table:
+            shown = render_table(selection)
+            total = selection.count()
+            if shown < total:
+                stderr_console().print(
+                    safe_text(f"showing {shown:,} of {total:,} events (--limit)")
+                )
+            return
+        if output is not None:
+            write_file(selection, fmt, output, excel=excel, field_columns=field_columns)
+            return
+        stream = io.TextIOWrapper(
+            sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
+        )
+        try:
+            _write(selection, fmt, stream, excel=excel, field_columns=field_columns)
+        finally:
+            stream.flush()
+            stream.detach()

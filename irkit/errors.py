@@ -1,0 +1,45 @@
+"""The IrkitError tree and the exit codes every command shares."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, documented in docs/usage.md and tested in tests/test_cli.py."""
+
+    OK = 0
+    FATAL = 1
+    USAGE = 2
+    PARTIAL = 3
+    FINDINGS = 4
+    INTERRUPTED = 130
+
+
+class IrkitError(Exception):
+    """An error with a one-line message for a responder and a hint on what to do."""
+
+    exit_code: ExitCode = ExitCode.FATAL
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(IrkitError):
+    """The command line asked for something that cannot be done as asked."""
+
+    exit_code = ExitCode.USAGE
+
+
+class CaseError(IrkitError):
+    """The case directory is missing, locked, or not an irkit case."""
+
+
+class EvidenceError(IrkitError):
+    """No evidence could be found or read at the paths given."""
+
+
+class QueryError(UsageError):
+    """A timeline filter (--where, --from, --to) is not valid."""

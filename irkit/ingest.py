@@ -1,0 +1,443 @@
+"""`irkit parse`: find evidence, parse files in parallel worker processes, fill the case.
+
+Each file is hashed, then parsed by the source that recognises its content, in a worker
+process that spools Parquet batches (memory stays bounded on a log of any size). The
+parent alone writes the store. One bad file is a counted, named warning; the run goes on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import datetime as dt
+import hashlib
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import stat
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from irkit.case import Case
+from irkit.errors import EvidenceError, ExitCode, UsageError
+from irkit.model import FileStats, ParseWarning
+from irkit.sources import HEAD_SIZE, PROMISED_BY_SUFFIX, by_name, sniff
+from irkit.sources.base import ParseContext
+from irkit.spool import DEFAULT_BATCH, SpoolWriter
+
+HASH_BLOCK: Final = 1 << 20
+PROGRESS_EVERY: Final = 5_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file found under the evidence paths that a source recognised."""
+
+    path: Path
+    display: str
+    size: int
+    kind: str
+
+
+@dataclasses.dataclass(slots=True)
+class ParseOptions:
+    """How to parse: engine choice, parallelism, batch size."""
+
+    evtx_engine: str = "evtx"
+    workers: int = 0
+    batch: int = DEFAULT_BATCH
+
+    def worker_count(self, files: int) -> int:
+        """Workers to start: as asked, else one per core, never more than files."""
+        wanted = self.workers or os.cpu_count() or 1
+        return max(1, min(wanted, files))
+
+
+@dataclasses.dataclass(slots=True)
+class ParseSummary:
+    """What one parse run did; the CLI renders it and ``--json`` prints ``as_dict()``."""
+
+    run_id: str
+    case: str
+    files_found: int = 0
+    files_parsed: int = 0
+    files_already: int = 0
+    files_failed: int = 0
+    unrecognised: int = 0
+    bytes: int = 0
+    records: int = 0
+    events_added: int = 0
+    skipped_chunks: int = 0
+    skipped_records: int = 0
+    seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    warnings: list[ParseWarning] = dataclasses.field(default_factory=list)
+    files: list[FileStats] = dataclasses.field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """OK when every input was read whole, PARTIAL when anything was skipped."""
+        return ExitCode.PARTIAL if self.warnings else ExitCode.OK
+
+    @property
+    def events_per_second(self) -> float:
+        """Records parsed per wall-clock second."""
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data (stable key order) for --json and the case's run log."""
+        errors: dict[str, list[str]] = {}
+        for warning in self.warnings:
+            errors.setdefault(warning.path, []).append(f"{warning.kind}: {warning.message}")
+        return {
+            "run_id": self.run_id,
+            "case": self.case,
+            "files_found": self.files_found,
+            "files_parsed": self.files_parsed,
+            "files_already_in_case": self.files_already,
+            "files_failed": self.files_failed,
+            "unrecognised_files": self.unrecognised,
+            "bytes": self.bytes,
+            "records": self.records,
+            "events_added": self.events_added,
+            "skipped_chunks": self.skipped_chunks,
+            "skipped_records": self.skipped_records,
+            "warnings": len(self.warnings),
+            "errors_by_file": errors,
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events_per_second, 1),
+            "mb_per_second": round(self.bytes / 1e6 / self.seconds, 2) if self.seconds else 0.0,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "exit_code": int(self.exit_code),
+        }
+
+
+class Progress:
+    """Receives progress as work happens; the CLI subclasses it with a rich bar."""
+
+    def start(self, files: int, total_bytes: int) -> None:
+        """Work is about to begin."""
+
+    def records(self, count: int) -> None:
+        """``count`` more records were parsed."""
+
+    def file_done(self, stats: FileStats) -> None:
+        """One file is finished (parsed, skipped or failed)."""
+
+
+def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
+    def on_error(exc: OSError) -> None:
+        warnings.append(
+            ParseWarning(str(exc.filename), "unreadable-directory", exc.strerror or str(exc))
+        )
+
+    return on_error
+
+
+def _iter_files(root: Path, warnings: list[ParseWarning]) -> Iterator[Path]:
+    """Regular files under ``root`` in a stable order; links are not followed."""
+    if root.is_symlink() and not root.exists():
+        warnings.append(ParseWarning(str(root), "broken-link", "symbolic link to nothing"))
+        return
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error(warnings)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning], int]:
+    """Find recognised files under ``paths``; returns candidates, warnings, unrecognised count."""
+    candidates: list[Candidate] = []
+    warnings: list[ParseWarning] = []
+    unrecognised = 0
+    for root in paths:
+        if not root.exists() and not root.is_symlink():
+            raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
+        explicit = not root.is_dir()
+        for path in _iter_files(root, warnings):
+            display = str(path)
+            try:
+                info = path.lstat()
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                with path.open("rb") as handle:
+                    head = handle.read(HEAD_SIZE)
+            except FileNotFoundError:
+                warnings.append(ParseWarning(display, "vanished", "file disappeared before reading"))
+                continue
+            except OSError as exc:
+                warnings.append(ParseWarning(display, "unreadable", exc.strerror or str(exc)))
+                continue
+            source = sniff(head, path)
+            if source is not None:
+                candidates.append(Candidate(path, display, info.st_size, source.name))
+                continue
+            promised = PROMISED_BY_SUFFIX.get(path.suffix.lower())
+            if promised or explicit:
+                what = (
+                    f"not an {promised.upper()} file" if promised else "not a recognised artifact"
+                )
+                detail = "empty file" if info.st_size == 0 else "content does not match"
+                warnings.append(ParseWarning(display, "unrecognised", f"{what} ({detail})"))
+            else:
+                unrecognised += 1
+    return candidates, warnings, unrecognised
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file, read once, read-only (no atime update where allowed)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+# Per worker process: where progress goes.
+_PROGRESS_QUEUE: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = queue
+
+
+class _CountingSink(SpoolWriter):
+    """A spool writer that also reports progress every few thousand records."""
+
+    def __init__(self, directory: Path, stem: str, batch: int, report: Callable[[int], None]):
+        super().__init__(directory, stem, batch)
+        self._report = report
+        self._pending = 0
+
+    def add(self, row: Any) -> None:
+        super().add(row)
+        self._pending += 1
+        if self._pending >= PROGRESS_EVERY:
+            self._report(self._pending)
+            self._pending = 0
+
+    def finish(self) -> None:
+        self.close()
+        if self._pending:
+            self._report(self._pending)
+            self._pending = 0
+
+
+def parse_file(
+    candidate: Candidate,
+    spool_dir: str,
+    already: frozenset[str],
+    options: ParseOptions,
+    report: Callable[[int], None] | None = None,
+) -> FileStats:
+    """Hash and parse one file into spool parts; never raises for bad evidence."""
+    started = time.perf_counter()
+    stats = FileStats(path=candidate.display, kind=candidate.kind)
+    if report is None:
+        queue = _PROGRESS_QUEUE
+        report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
+    try:
+        stats.sha256, stats.size = sha256_file(candidate.path)
+    except FileNotFoundError:
+        stats.status = "failed"
+        stats.warnings.append(ParseWarning(candidate.display, "vanished", "file disappeared mid-run"))
+        return stats
+    except OSError as exc:
+        stats.status = "failed"
+        stats.warnings.append(ParseWarning(candidate.display, "unreadable", exc.strerror or str(exc)))
+        return stats
+    if stats.sha256 in already:
+        stats.status = "already"
+        return stats
+    stem = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}"
+    sink = _CountingSink(Path(spool_dir), stem, options.batch, report)
+    ctx = ParseContext(
+        candidate.path,
+        candidate.display,
+        stats.sha256,
+        stats,
+        {"evtx_engine": options.evtx_engine},
+    )
+    try:
+        by_name(candidate.kind).parse(ctx, sink)
+        sink.finish()
+    except Exception as exc:  # one bad file must never end the run
+        sink.discard()
+        stats.status = "failed"
+        stats.records = 0
+        kind = "vanished" if isinstance(exc, FileNotFoundError) else "parser-error"
+        stats.warnings.append(ParseWarning(candidate.display, kind, f"{type(exc).__name__}: {exc}"))
+    else:
+        stats.spool = sink.parts
+        stats.table = sink.table
+        if stats.records == 0 and stats.status == "ok" and candidate.size > 4096:
+            stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
+            stats.status = "partial"
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _peak_rss() -> int:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024
+    return max(own, children) * scale
+
+
+def parse_evidence(
+    paths: Sequence[Path],
+    case_dir: Path,
+    options: ParseOptions | None = None,
+    progress: Progress | None = None,
+    command: Sequence[str] = (),
+) -> ParseSummary:
+    """Parse every recognised file under ``paths`` into the case at ``case_dir``."""
+    options = options or ParseOptions()
+    progress = progress or Progress()
+    if options.evtx_engine not in ("evtx", "python-evtx"):
+        raise UsageError(
+            f"unknown EVTX engine {options.evtx_engine!r}", hint="use evtx or python-evtx"
+        )
+    started_wall = dt.datetime.now(dt.UTC)
+    started = time.perf_counter()
+    run_id = uuid.uuid4().hex
+    candidates, warnings, unrecognised = discover(paths)
+    summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=unrecognised)
+    summary.files_found = len(candidates)
+    summary.warnings.extend(warnings)
+    if not candidates and not warnings:
+        raise EvidenceError(
+            "no evidence irkit can parse was found under " + ", ".join(map(str, paths)),
+            hint="irkit recognises EVTX files by their ElfFile signature",
+        )
+    with Case(case_dir, create=True) as case:
+        already = frozenset(case.parsed_evidence())
+        spool = case.spool_dir / run_id
+        progress.start(len(candidates), sum(c.size for c in candidates))
+        batch = _IngestBatch(case, summary, run_id, set(already))
+        try:
+            for stats in _run(candidates, str(spool), already, options, progress):
+                batch.add(stats)
+                progress.file_done(stats)
+            batch.flush()
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+            if case.spool_dir.exists() and not any(case.spool_dir.iterdir()):
+                case.spool_dir.rmdir()
+        summary.seconds = time.perf_counter() - started
+        summary.peak_rss_bytes = _peak_rss()
+        case.record_warnings(run_id, summary.warnings)
+        case.record_run(run_id, command, started_wall, summary.as_dict())
+    return summary
+
+
+class _IngestBatch:
+    """Parsed files waiting to enter the store; ingested together, in bulk."""
+
+    max_rows: Final = 500_000
+    max_files: Final = 256
+
+    def __init__(self, case: Case, summary: ParseSummary, run_id: str, ingested: set[str]):
+        self.case = case
+        self.summary = summary
+        self.run_id = run_id
+        self.ingested = ingested
+        self.pending: list[FileStats] = []
+        self.rows = 0
+
+    def add(self, stats: FileStats) -> None:
+        """Count one finished file and queue its spool for the store."""
+        summary = self.summary
+        summary.files.append(stats)
+        summary.warnings.extend(stats.warnings)
+        if stats.status == "already" or (stats.sha256 and stats.sha256 in self.ingested):
+            summary.files_already += 1
+            _unlink(stats.spool)
+            stats.status = "already"
+            return
+        if stats.status == "failed":
+            summary.files_failed += 1
+            if not stats.sha256:
+                return
+        else:
+            summary.files_parsed += 1
+        summary.bytes += stats.size
+        summary.records += stats.records
+        summary.skipped_chunks += stats.skipped_chunks
+        summary.skipped_records += stats.skipped_records
+        self.ingested.add(stats.sha256)
+        self.pending.append(stats)
+        self.rows += stats.records
+        if self.rows >= self.max_rows or len(self.pending) >= self.max_files:
+            self.flush()
+
+    def flush(self) -> None:
+        """Ingest everything pending."""
+        if self.pending:
+            self.summary.events_added += self.case.ingest(self.pending, self.run_id)
+            for stats in self.pending:
+                _unlink(stats.spool)
+        self.pending = []
+        self.rows = 0
+
+
+def _unlink(parts: list[str]) -> None:
+    for part in parts:
+        Path(part).unlink(missing_ok=True)
+
+
+def _run(
+    candidates: list[Candidate],
+    spool: str,
+    already: frozenset[str],
+    options: ParseOptions,
+    progress: Progress,
+) -> Iterator[FileStats]:
+    """Yield each file's stats as it finishes; one process per core, or inline for one."""
+    workers = options.worker_count(len(candidates))
+    if workers == 1:
+        for candidate in candidates:
+            yield parse_file(candidate, spool, already, options, progress.records)
+        return
+    context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
+    queue = context.SimpleQueue()
+    with cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+    ) as pool:
+        # Biggest files first, so one huge log does not start last and run alone.
+        order = sorted(candidates, key=lambda c: -c.size)
+        submitted = {pool.submit(parse_file, c, spool, already, options): c for c in order}
+        pending = set(submitted)
+        while pending:
+            done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            while not queue.empty():
+                progress.records(queue.get())
+            for future in done:
+                try:
+                    yield future.result()
+                except Exception as exc:  # a worker died (crash, out of memory)
+                    candidate = submitted[future]
+                    stats = FileStats(path=candidate.display, kind=candidate.kind)
+                    stats.status = "failed"
+                    stats.warnings.append(
+                        ParseWarning(candidate.display, "worker-died", f"{type(exc).__name__}: {exc}")
+                    )
+                    yield stats
+        while not queue.empty():
+            progress.records(queue.get())

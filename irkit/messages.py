@@ -1,0 +1,143 @@
+"""One readable line per event, from templates kept as data in artifacts/evtx/messages.yaml.
+
+A template names an event (channel + EventID, optionally provider), a short text and the
+fields worth showing. ``4624 Security: An account was successfully logged on:
+TargetUserName=bob LogonType=10 IpAddress=10.1.2.3``. Events without a template show
+their EventData as ``key=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Mapping
+from itertools import islice
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from irkit.artifacts import artifacts_dir
+from irkit.errors import IrkitError
+
+MAX_MESSAGE: Final = 1024
+# C0/C1 controls, line and paragraph separators, and the invisible format characters
+# (bidi overrides such as U+202E, zero-width marks) that can disguise text on a screen.
+_CONTROL: Final = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+"
+)
+#: Fields left out of the fallback message: bulky and unreadable.
+_NOT_IN_FALLBACK: Final = frozenset({"Binary"})
+_EMPTY: Final = frozenset({"", "-"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Template:
+    """How to say one kind of event in one line."""
+
+    channel: str
+    event_id: str
+    text: str
+    fields: tuple[str, ...]
+    provider: str = ""
+
+
+def one_line(text: str) -> str:
+    """Control characters and line breaks become single spaces; long text is cut."""
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 1] + "…"
+    return text
+
+
+class MessageCatalog:
+    """Templates by (channel, EventID[, provider]), plus short channel names."""
+
+    def __init__(self, templates: list[Template], short_channels: Mapping[str, str]) -> None:
+        self._by_key: dict[tuple[str, str], Template] = {}
+        self._by_provider: dict[tuple[str, str, str], Template] = {}
+        for template in templates:
+            if template.provider:
+                self._by_provider[(template.channel, template.event_id, template.provider)] = (
+                    template
+                )
+            else:
+                self._by_key[(template.channel, template.event_id)] = template
+        self.short_channels = dict(short_channels)
+        self.templates = tuple(templates)
+
+    @classmethod
+    def from_file(cls, path: Path) -> MessageCatalog:
+        """Read a catalog; a malformed file is an IrkitError naming the entry."""
+        try:
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        except (OSError, yaml.YAMLError) as exc:
+            raise IrkitError(f"cannot read message templates {path}: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("templates"), list):
+            raise IrkitError(f"{path}: expected a mapping with a 'templates' list")
+        templates = []
+        seen: set[tuple[str, str, str]] = set()
+        for index, entry in enumerate(data["templates"]):
+            try:
+                fields = entry.get("fields") or []
+                if not isinstance(fields, list):
+                    raise TypeError("'fields' as a list")
+                template = Template(
+                    channel=str(entry["channel"]),
+                    event_id=str(entry["event_id"]),
+                    text=str(entry["text"]),
+                    fields=tuple(str(f) for f in fields),
+                    provider=str(entry.get("provider") or ""),
+                )
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise IrkitError(f"{path}: template #{index + 1} lacks {exc}") from exc
+            key = (template.channel, template.event_id, template.provider)
+            if key in seen:
+                raise IrkitError(f"{path}: template #{index + 1} repeats {key}")
+            seen.add(key)
+            templates.append(template)
+        short = data.get("short_channels") or {}
+        if not isinstance(short, dict):
+            raise IrkitError(f"{path}: 'short_channels' must be a mapping")
+        return cls(templates, {str(k): str(v) for k, v in short.items()})
+
+    def lookup(self, channel: str, event_id: str, provider: str) -> Template | None:
+        """The template for an event, provider-specific first."""
+        if self._by_provider:
+            found = self._by_provider.get((channel, event_id, provider))
+            if found is not None:
+                return found
+        return self._by_key.get((channel, event_id))
+
+    def render(self, flat: Mapping[str, str], n_system: int) -> str:
+        """The event's one-line message; ``n_system`` leading fields are System's."""
+        event_id = flat.get("EventID", "")
+        channel = flat.get("Channel", "")
+        head = f"{event_id} {self.short_channels.get(channel, channel)}"
+        template = self.lookup(channel, event_id, flat.get("Provider_Name", ""))
+        if template is not None:
+            pairs = []
+            for name in template.fields:
+                value = flat.get(name, "").strip()
+                if value not in _EMPTY:
+                    pairs.append(f"{name}={value}")
+            text = f"{head}: {template.text}"
+            if pairs:
+                text += ": " + " ".join(pairs)
+        else:
+            pairs = []
+            for name, raw in islice(flat.items(), n_system, None):
+                value = raw.strip()
+                if value not in _EMPTY and name not in _NOT_IN_FALLBACK:
+                    pairs.append(f"{name}={value}")
+            text = f"{head}: " + " ".join(pairs) if pairs else head
+        return one_line(text)
+
+
+@functools.cache
+def load_catalog() -> MessageCatalog:
+    """The bundled catalog, read once per process."""
+    return MessageCatalog.from_file(artifacts_dir() / "evtx" / "messages.yaml")

@@ -1,0 +1,93 @@
+"""The unified event schema: one row per timestamped fact, the same for every source.
+
+docs/schema.md documents each column. ``EVENT_COLUMNS`` is the single source of truth
+for the column order used by the store, the parsers' batches and the exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Final
+
+UTC: Final = dt.UTC
+
+#: The columns of a parser's batch, in order. Every value travels as text; ``ts`` is ISO
+#: 8601 and the store casts it once, in bulk, to TIMESTAMP WITH TIME ZONE (UTC).
+EVENT_COLUMNS: Final[tuple[str, ...]] = (
+    "ts",
+    "ts_desc",
+    "source",
+    "artifact",
+    "host",
+    "user",
+    "event_id",
+    "message",
+    "fields",
+    "evidence",
+    "evidence_sha256",
+    "record",
+)
+
+#: Columns of an exported timeline row before the event's own fields.
+EXPORT_COLUMNS: Final[tuple[str, ...]] = (
+    "datetime",
+    "timestamp_desc",
+    "message",
+    "timestamp",
+    "source",
+    "artifact",
+    "host",
+    "user",
+    "event_id",
+    "evidence",
+    "record",
+    "uid",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One timeline row as the library hands it to callers (exports, tests)."""
+
+    ts: dt.datetime
+    ts_desc: str
+    source: str
+    artifact: str
+    host: str
+    user: str
+    event_id: str
+    message: str
+    fields: dict[str, str]
+    evidence: str
+    evidence_sha256: str
+    record: str
+    uid: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParseWarning:
+    """A counted, named problem with one input: the run goes on."""
+
+    path: str
+    kind: str
+    message: str
+
+
+@dataclasses.dataclass(slots=True)
+class FileStats:
+    """What parsing one evidence file produced."""
+
+    path: str
+    sha256: str = ""
+    size: int = 0
+    kind: str = ""
+    engine: str = ""
+    records: int = 0
+    skipped_chunks: int = 0
+    skipped_records: int = 0
+    status: str = "ok"
+    seconds: float = 0.0
+    warnings: list[ParseWarning] = dataclasses.field(default_factory=list)
+    spool: list[str] = dataclasses.field(default_factory=list)
+    table: Any = None

@@ -1,0 +1,35 @@
+"""Artifact sources: each recognised by its content, never by its name alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from irkit.sources.base import Source
+from irkit.sources.evtx import EvtxSource
+
+#: Every source irkit knows, in the order they are tried. tests/test_sources.py checks
+#: that each is registered, documented in docs/sources.md and has a sample in tests/data.
+SOURCES: Final[tuple[Source, ...]] = (EvtxSource(),)
+
+#: Bytes read from the start of a file to recognise it.
+HEAD_SIZE: Final = 4096
+
+#: Name suffixes that promise a source: a file so named that does not match is a warning.
+PROMISED_BY_SUFFIX: Final = {".evtx": "evtx"}
+
+
+def sniff(head: bytes, path: Path) -> Source | None:
+    """The source that recognises this file, or None."""
+    for source in SOURCES:
+        if source.matches(head, path):
+            return source
+    return None
+
+
+def by_name(name: str) -> Source:
+    """The registered source called ``name``."""
+    for source in SOURCES:
+        if source.name == name:
+            return source
+    raise KeyError(name)

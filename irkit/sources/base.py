@@ -1,0 +1,46 @@
+"""The protocol every artifact source implements, and the sink it writes rows into."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from irkit.model import FileStats, ParseWarning
+
+#: One timeline row in ``irkit.model.EVENT_COLUMNS`` order; tuples keep the hot loop cheap.
+Row = tuple[str, str, str, str, str, str, str, str, str, str, str, str]
+
+
+class RowSink(Protocol):
+    """Where a source puts rows: the spool writer in a worker, a list in tests."""
+
+    def add(self, row: Row) -> None:
+        """Take one row."""
+
+
+@dataclasses.dataclass(slots=True)
+class ParseContext:
+    """What a source knows about the file it parses, and where its counts go."""
+
+    path: Path
+    display: str
+    sha256: str
+    stats: FileStats
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def warn(self, kind: str, message: str) -> None:
+        """Record a counted, named warning for this file; parsing goes on."""
+        self.stats.warnings.append(ParseWarning(self.display, kind, message))
+
+
+class Source(Protocol):
+    """An artifact family: recognised by content, parsed into rows."""
+
+    name: ClassVar[str]
+
+    def matches(self, head: bytes, path: Path) -> bool:
+        """True if the first bytes of the file say it is this artifact."""
+
+    def parse(self, ctx: ParseContext, sink: RowSink) -> None:
+        """Write every event of the file into ``sink``; warn and go on past bad parts."""
