@@ -45,9 +45,11 @@ def test_new_user_security_counts_and_whole_record() -> None:
 
 
 def test_truncated_file_yields_every_complete_record() -> None:
-    rows, stats = parse(EVIDENCE / "System2.evtx")
+    rows, stats = parse(DIRTY / "System2.evtx")
     assert len(rows) == 194
-    assert stats.status == "ok"
+    assert stats.status == "partial"
+    assert [w.kind for w in stats.warnings] == ["truncated"]
+    assert "ends 64832 bytes into chunk 2" in stats.warnings[0].message
     assert {r[3] for r in rows} == {"Security"}
 
 
@@ -74,7 +76,9 @@ def test_dirty_sysmon_bad_chunks_are_counted_warnings() -> None:
 def test_bad_chunk_magic_file() -> None:
     rows, stats = parse(DIRTY / "sample_with_a_bad_chunk_magic.evtx")
     assert len(rows) == 270
-    assert stats.skipped_chunks == 2
+    assert stats.skipped_chunks == 2 + 10  # two garbage chunks, ten zeroed inside the count
+    kinds = sorted({w.kind for w in stats.warnings})
+    assert kinds == ["bad-checksum", "bad-chunk", "zeroed-chunk"]
 
 
 def test_eventid_with_qualifiers_is_an_integer() -> None:

@@ -1,0 +1,231 @@
+"""The command line as a process: exit codes, one-line errors, bad input, --json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from irkit.errors import ExitCode
+from irkit.ingest import Candidate, ParseOptions, parse_file
+
+from .conftest import DIRTY, EVIDENCE, run_irkit
+
+
+def summary_of(result: object) -> dict[str, object]:
+    data: dict[str, object] = json.loads(result.stdout)  # type: ignore[attr-defined]
+    return data
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    started = time.perf_counter()
+    result = run_irkit("--help")
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0
+    for command in ("triage", "parse", "timeline", "crosscheck"):
+        assert command in result.stdout
+    assert elapsed < 3, f"irkit --help took {elapsed:.2f}s"  # process start included
+
+
+def test_clean_evidence_exits_ok(tmp_path: Path) -> None:
+    result = run_irkit("parse", str(EVIDENCE), "--case", str(tmp_path / "case"), "--json")
+    assert result.returncode == ExitCode.OK, result.stderr
+    data = summary_of(result)
+    assert data["records"] == 27
+    assert data["files_parsed"] == 4
+    assert data["warnings"] == 0
+    assert data["exit_code"] == 0
+    for key in ("events_per_second", "peak_rss_bytes", "skipped_chunks", "skipped_records"):
+        assert key in data
+
+
+def test_reparse_adds_nothing(tmp_path: Path) -> None:
+    case = str(tmp_path / "case")
+    first = summary_of(run_irkit("parse", str(EVIDENCE), "--case", case, "--json"))
+    second = summary_of(run_irkit("parse", str(EVIDENCE), "--case", case, "--json"))
+    assert first["events_added"] == 27
+    assert second["events_added"] == 0
+    assert second["files_already_in_case"] == 4
+    out = run_irkit("timeline", case, "--format", "jsonl")
+    assert len(out.stdout.splitlines()) == 27
+
+
+def test_same_file_twice_is_one_evidence(tmp_path: Path) -> None:
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    for name in ("a.evtx", "b.bin"):  # the second copy has no .evtx name: content decides
+        shutil.copy(EVIDENCE / "new-user-security.evtx", evidence / name)
+    data = summary_of(run_irkit("parse", str(evidence), "--case", str(tmp_path / "c"), "--json"))
+    assert data["files_found"] == 2
+    assert data["events_added"] == 4
+    assert data["files_already_in_case"] == 1
+
+
+def test_dirty_evidence_is_partial_with_named_warnings(tmp_path: Path) -> None:
+    result = run_irkit("parse", str(DIRTY), "--case", str(tmp_path / "case"), "--json")
+    assert result.returncode == ExitCode.PARTIAL
+    data = summary_of(result)
+    assert data["records"] == 358 + 270 + 194
+    assert data["skipped_chunks"] == 8 + 12
+    errors = data["errors_by_file"]
+    assert isinstance(errors, dict)
+    assert any(path.endswith("sysmon.evtx") for path in errors)
+    assert "Traceback" not in result.stderr
+
+
+def test_summary_is_rendered_without_json(tmp_path: Path) -> None:
+    result = run_irkit("parse", str(DIRTY), "--case", str(tmp_path / "case"))
+    assert result.returncode == ExitCode.PARTIAL
+    assert result.stdout == ""  # data on stdout only with --json
+    assert "warnings by file" in result.stderr
+    assert "sysmon.evtx" in result.stderr
+    assert "peak memory" in result.stderr
+
+
+def make_bad_inputs(root: Path) -> dict[str, str]:
+    """Real files broken the ways evidence breaks; returns name -> expected warning kind."""
+    source = (DIRTY / "System2.evtx").read_bytes()[: 4096 + 2 * 65536]
+    (root / "text.evtx").write_text("this is not an event log\n")
+    (root / "empty.evtx").write_bytes(b"")
+    (root / "truncated.evtx").write_bytes(source[: 4096 + 65536 + 3000])
+    zeroed = bytearray(source)
+    zeroed[4096 + 65536 : 4096 + 2 * 65536] = bytes(65536)
+    (root / "zeroed-chunk.evtx").write_bytes(bytes(zeroed))
+    flipped = bytearray(source)
+    flipped[4096 + 4000] ^= 0xFF  # inside chunk 0's records
+    (root / "bad-checksum.evtx").write_bytes(bytes(flipped))
+    (root / "header-only.evtx").write_bytes(source[:4096])
+    return {
+        "text.evtx": "unrecognised",
+        "empty.evtx": "unrecognised",
+        "bad-checksum.evtx": "bad-checksum",
+        "zeroed-chunk.evtx": "zeroed-chunk",
+        "truncated.evtx": "truncated",
+        "header-only.evtx": "truncated",
+    }
+
+
+def test_bad_inputs_are_counted_warnings_and_the_run_goes_on(tmp_path: Path) -> None:
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    expected = make_bad_inputs(evidence)
+    shutil.copy(EVIDENCE / "issue_38.evtx", evidence / "good.evtx")
+    result = run_irkit("parse", str(evidence), "--case", str(tmp_path / "case"), "--json")
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    assert "Traceback" not in result.stderr
+    data = summary_of(result)
+    errors = data["errors_by_file"]
+    assert isinstance(errors, dict)
+    for name, kind in expected.items():
+        messages = errors.get(str(evidence / name))
+        assert messages, f"no warning for {name}: {errors}"
+        assert any(m.startswith(kind) for m in messages), (name, messages)
+    timeline = run_irkit("timeline", str(tmp_path / "case"), "--format", "jsonl")
+    events = [json.loads(line) for line in timeline.stdout.splitlines()]
+    by_file: dict[str, int] = {}
+    for event in events:
+        name = Path(event["evidence"]).name
+        by_file[name] = by_file.get(name, 0) + 1
+    assert by_file["good.evtx"] == 1
+    intact = by_file["bad-checksum.evtx"]  # every record of the two whole chunks
+    assert 0 < by_file["zeroed-chunk.evtx"] < intact  # chunk 1's records are gone, chunk 0's read
+    assert 0 < by_file["truncated.evtx"] < intact
+    assert "header-only.evtx" not in by_file
+
+
+def test_file_vanishing_mid_run_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "gone.evtx"
+    shutil.copy(EVIDENCE / "issue_38.evtx", path)
+    candidate = Candidate(path, str(path), path.stat().st_size, "evtx")
+    path.unlink()
+    stats = parse_file(candidate, str(tmp_path / "spool"), frozenset(), ParseOptions())
+    assert stats.status == "failed"
+    assert [w.kind for w in stats.warnings] == ["vanished"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads unreadable directories")
+def test_unreadable_directory_is_a_warning(tmp_path: Path) -> None:
+    evidence = tmp_path / "ev"
+    locked = evidence / "locked"
+    locked.mkdir(parents=True)
+    shutil.copy(EVIDENCE / "issue_38.evtx", evidence / "good.evtx")
+    locked.chmod(0)
+    try:
+        result = run_irkit("parse", str(evidence), "--case", str(tmp_path / "c"), "--json")
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == ExitCode.PARTIAL
+    assert "unreadable-directory" in result.stdout
+
+
+def test_unreadable_directory_walk_error_is_counted(tmp_path: Path) -> None:
+    """As root nothing is unreadable, so drive the walk's error path with a real OSError."""
+    from irkit.ingest import _walk_error
+    from irkit.model import ParseWarning
+
+    found: list[ParseWarning] = []
+    try:
+        os.listdir(tmp_path / "no-such-dir")
+    except OSError as exc:
+        _walk_error(found)(exc)
+    assert [w.kind for w in found] == ["unreadable-directory"]
+
+
+def test_usage_error_exit_code() -> None:
+    result = run_irkit("parse")
+    assert result.returncode == ExitCode.USAGE
+    result = run_irkit("parse", str(EVIDENCE), "--evtx-engine", "nope", "--case", "/tmp/x-irkit")
+    assert result.returncode == ExitCode.USAGE
+    assert "Traceback" not in result.stderr
+
+
+def test_fatal_errors_are_one_line_with_a_hint(tmp_path: Path) -> None:
+    result = run_irkit("timeline", str(tmp_path))
+    assert result.returncode == ExitCode.FATAL
+    assert "is not an irkit case" in result.stderr
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_irkit("parse", str(tmp_path / "missing"), "--case", str(tmp_path / "c"))
+    assert result.returncode == ExitCode.FATAL
+    assert "no such file or directory" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    result = run_irkit("timeline", str(tmp_path), "--debug")
+    assert result.returncode == ExitCode.FATAL
+    assert "Traceback" in result.stderr
+
+
+def test_output_inside_evidence_is_refused(evidence_copy: Path) -> None:
+    result = run_irkit("triage", str(evidence_copy), "--out", str(evidence_copy / "out"))
+    assert result.returncode == ExitCode.USAGE
+    assert "inside the evidence" in result.stderr
+    assert not (evidence_copy / "out").exists()
+
+
+def test_triage_writes_timeline_and_leaves_evidence_untouched(evidence_copy: Path, tmp_path: Path) -> None:
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in evidence_copy.iterdir()}
+    out = tmp_path / "out"
+    result = run_irkit("triage", str(evidence_copy), "--out", str(out))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert (out / "timeline.csv").is_file()
+    assert "timeline:" in result.stderr
+    with (out / "timeline.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 1 + 27
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in evidence_copy.iterdir()}
+    assert after == before
+
+
+def test_terminal_text_is_escaped(tmp_path: Path) -> None:
+    """Rich markup and ANSI sequences inside evidence never reach the terminal."""
+    from irkit.cli.common import safe_text
+
+    text = safe_text("[bold red]x[/] \x1b[31mred\x1b[0m")
+    assert text.plain == "[bold red]x[/] \\x1b[31mred\\x1b[0m"
+    assert not text.spans
