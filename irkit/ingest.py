@@ -171,7 +171,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning]
                 with path.open("rb") as handle:
                     head = handle.read(HEAD_SIZE)
             except FileNotFoundError:
-                warnings.append(ParseWarning(display, "vanished", "file disappeared before reading"))
+                warnings.append(
+                    ParseWarning(display, "vanished", "file disappeared before reading")
+                )
                 continue
             except OSError as exc:
                 warnings.append(ParseWarning(display, "unreadable", exc.strerror or str(exc)))
@@ -256,11 +258,15 @@ def parse_file(
         stats.sha256, stats.size = sha256_file(candidate.path)
     except FileNotFoundError:
         stats.status = "failed"
-        stats.warnings.append(ParseWarning(candidate.display, "vanished", "file disappeared mid-run"))
+        stats.warnings.append(
+            ParseWarning(candidate.display, "vanished", "file disappeared mid-run")
+        )
         return stats
     except OSError as exc:
         stats.status = "failed"
-        stats.warnings.append(ParseWarning(candidate.display, "unreadable", exc.strerror or str(exc)))
+        stats.warnings.append(
+            ParseWarning(candidate.display, "unreadable", exc.strerror or str(exc))
+        )
         return stats
     if stats.sha256 in already:
         stats.status = "already"
@@ -436,7 +442,9 @@ def _run(
                     stats = FileStats(path=candidate.display, kind=candidate.kind)
                     stats.status = "failed"
                     stats.warnings.append(
-                        ParseWarning(candidate.display, "worker-died", f"{type(exc).__name__}: {exc}")
+                        ParseWarning(
+                            candidate.display, "worker-died", f"{type(exc).__name__}: {exc}"
+                        )
                     )
                     yield stats
         while not queue.empty():

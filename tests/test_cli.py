@@ -170,7 +170,7 @@ def test_unreadable_directory_walk_error_is_counted(tmp_path: Path) -> None:
 
     found: list[ParseWarning] = []
     try:
-        os.listdir(tmp_path / "no-such-dir")
+        list((tmp_path / "no-such-dir").iterdir())
     except OSError as exc:
         _walk_error(found)(exc)
     assert [w.kind for w in found] == ["unreadable-directory"]
@@ -208,7 +208,9 @@ def test_output_inside_evidence_is_refused(evidence_copy: Path) -> None:
     assert not (evidence_copy / "out").exists()
 
 
-def test_triage_writes_timeline_and_leaves_evidence_untouched(evidence_copy: Path, tmp_path: Path) -> None:
+def test_triage_writes_timeline_and_leaves_evidence_untouched(
+    evidence_copy: Path, tmp_path: Path
+) -> None:
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in evidence_copy.iterdir()}
     out = tmp_path / "out"
     result = run_irkit("triage", str(evidence_copy), "--out", str(out))

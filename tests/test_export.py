@@ -127,13 +127,15 @@ def test_excel_mode_has_bom_and_cuts_long_cells() -> None:
     out = io.StringIO()
     long_cell = "A" * (EXCEL_CELL_MAX + 100)
     CsvWriter(excel=True).write_rows(
-        ["datetime", "b"], [["2020-01-01T00:00:00.000000+00:00", long_cell]], out
+        ["datetime", "timestamp_desc", "message", "timestamp", "b"],
+        [["2020-01-01T00:00:00.000000+00:00", "d", "m", "0", long_cell]],
+        out,
     )
     text = out.getvalue()
     assert text.startswith("\ufeff")
     row = list(csv.reader(io.StringIO(text[1:])))[1]
-    assert len(row[1]) <= EXCEL_CELL_MAX
-    assert row[1].endswith("chars]") and "[irkit: cut" in row[1]
+    assert len(row[4]) <= EXCEL_CELL_MAX
+    assert row[4].endswith("chars]") and "[irkit: cut" in row[4]
     assert cut_for_excel("short") == "short"
 
 

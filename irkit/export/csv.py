@@ -19,8 +19,7 @@ from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection
 FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_CELL_MAX: Final = 32_767
 BOM: Final = "\ufeff"
-# datetime (0) and timestamp (3) are written by irkit, never taken from the evidence.
-_TRUSTED: Final = frozenset({0, 3})
+_FORMULA_FIRST: Final = frozenset(FORMULA_START)
 
 
 def neutralise(cell: str) -> str:
@@ -66,7 +65,11 @@ class CsvWriter:
         count = 0
         for cells in rows:
             if self.escape_formulas:
-                cells = [c if i in _TRUSTED else neutralise(c) for i, c in enumerate(cells)]
+                # datetime (0) and timestamp (3) are irkit's, never the evidence's: kept as is
+                # (a 1601 timestamp is negative, and must stay a number).
+                safe = [f"'{c}" if c and c[0] in _FORMULA_FIRST else c for c in cells]
+                safe[0], safe[3] = cells[0], cells[3]
+                cells = safe
             if self.excel:
                 cells = [cut_for_excel(c) for c in cells]
             writer.writerow(cells)

@@ -1,0 +1,30 @@
+"""The source registry: every module registered, documented and with a sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from irkit.sources import SOURCES, sniff
+
+from .conftest import DATA, REPO
+
+HELPERS = {"__init__", "base", "evtx_python"}  # evtx_python is the evtx source's second engine
+
+
+def test_every_source_module_is_registered_documented_and_sampled() -> None:
+    modules = {p.stem for p in (REPO / "irkit" / "sources").glob("*.py")} - HELPERS
+    names = {source.name for source in SOURCES}
+    assert modules == names
+    doc = (REPO / "docs" / "sources.md").read_text()
+    for name in names:
+        assert f"| `{name}` |" in doc
+        assert list(DATA.rglob(f"*.{name}")), f"no sample for {name} in tests/data"
+
+
+def test_sniffing_is_by_content() -> None:
+    evtx = next(DATA.rglob("*.evtx"))
+    head = evtx.read_bytes()[:4096]
+    source = sniff(head, Path("renamed.bin"))
+    assert source is not None and source.name == "evtx"
+    assert sniff(b"ElfFile", Path("x.evtx")) is None  # 7 bytes: no NUL
+    assert sniff(b"", Path("x.evtx")) is None
