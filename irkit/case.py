@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -98,6 +99,9 @@ class Case:
                 hint="another irkit may be writing this case; wait for it to finish",
             ) from exc
         self.db.execute("SET TimeZone = 'UTC'")
+        # Bounded memory whatever the evidence size: DuckDB spills to disk past this.
+        self.db.execute(f"SET memory_limit = '{os.environ.get('IRKIT_DB_MEMORY', '512MB')}'")
+        self.db.execute("SET preserve_insertion_order = false")
         if not read_only:
             for statement in _DDL:
                 self.db.execute(statement)

@@ -31,6 +31,7 @@ from irkit.sources.base import ParseContext
 from irkit.spool import DEFAULT_BATCH, SpoolWriter
 
 HASH_BLOCK: Final = 1 << 20
+WORKER_PRELOAD: Final = ("irkit.ingest", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
 PROGRESS_EVERY: Final = 5_000
 
 
@@ -422,6 +423,9 @@ def _run(
             yield parse_file(candidate, spool, already, options, progress.records)
         return
     context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
+    if sys.platform != "darwin":
+        # Workers fork from a server that has imported the parsers once.
+        context.set_forkserver_preload(list(WORKER_PRELOAD))
     queue = context.SimpleQueue()
     with cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)

@@ -45,7 +45,9 @@ class Template:
 
 def one_line(text: str) -> str:
     """Control characters and line breaks become single spaces; long text is cut."""
-    if _CONTROL.search(text):
+    # isprintable() is False for every control, separator and format character (and a few
+    # more), so the regex runs only on the rare message that needs it.
+    if not text.isprintable():
         text = _CONTROL.sub(" ", text)
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "…"
@@ -67,6 +69,7 @@ class MessageCatalog:
                 self._by_key[(template.channel, template.event_id)] = template
         self.short_channels = dict(short_channels)
         self.templates = tuple(templates)
+        self._resolved: dict[tuple[str, str, str], tuple[str, tuple[str, ...] | None]] = {}
 
     @classmethod
     def from_file(cls, path: Path) -> MessageCatalog:
@@ -112,29 +115,37 @@ class MessageCatalog:
                 return found
         return self._by_key.get((channel, event_id))
 
+    def _resolve(self, key: tuple[str, str, str]) -> tuple[str, tuple[str, ...] | None]:
+        """The message head and template fields for (EventID, channel, provider)."""
+        event_id, channel, provider = key
+        head = f"{event_id} {self.short_channels.get(channel, channel)}"
+        template = self.lookup(channel, event_id, provider)
+        if template is None:
+            return head, None
+        return f"{head}: {template.text}", template.fields
+
     def render(self, flat: Mapping[str, str], n_system: int) -> str:
         """The event's one-line message; ``n_system`` leading fields are System's."""
-        event_id = flat.get("EventID", "")
-        channel = flat.get("Channel", "")
-        head = f"{event_id} {self.short_channels.get(channel, channel)}"
-        template = self.lookup(channel, event_id, flat.get("Provider_Name", ""))
-        if template is not None:
-            pairs = []
-            for name in template.fields:
-                value = flat.get(name, "").strip()
-                if value not in _EMPTY:
-                    pairs.append(f"{name}={value}")
-            text = f"{head}: {template.text}"
-            if pairs:
-                text += ": " + " ".join(pairs)
+        key = (flat.get("EventID", ""), flat.get("Channel", ""), flat.get("Provider_Name", ""))
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = self._resolve(key)
+        head, fields = resolved
+        if fields is not None:
+            pairs = [
+                f"{name}={value}"
+                for name in fields
+                if (value := flat.get(name, "").strip()) not in _EMPTY
+            ]
         else:
-            pairs = []
-            for name, raw in islice(flat.items(), n_system, None):
-                value = raw.strip()
-                if value not in _EMPTY and name not in _NOT_IN_FALLBACK:
-                    pairs.append(f"{name}={value}")
-            text = f"{head}: " + " ".join(pairs) if pairs else head
-        return one_line(text)
+            pairs = [
+                f"{name}={value}"
+                for name, raw in islice(flat.items(), n_system, None)
+                if (value := raw.strip()) not in _EMPTY and name not in _NOT_IN_FALLBACK
+            ]
+        if not pairs:
+            return one_line(head)
+        return one_line(head + ": " + " ".join(pairs))
 
 
 @functools.cache

@@ -84,34 +84,37 @@ _SYSTEM_SIMPLE: Final = frozenset(
 
 
 def flatten_system(system: Mapping[str, Any], out: dict[str, str]) -> None:
-    """Flatten ``Event/System`` into ``out`` with Sigma's names."""
+    """Flatten ``Event/System`` into ``out`` with Sigma's names (the hot path: no calls
+    for the plain integer and text elements that make up most of it)."""
     for key, value in system.items():
-        if value is None:
-            continue
-        if key in _SYSTEM_SIMPLE:
-            out[key] = value if type(value) is str else scalar(value)
-        elif key == "EventID":
-            if type(value) is dict:
-                out["EventID"] = scalar(value.get("#text"))
-                qualifiers = (value.get("#attributes") or {}).get("Qualifiers")
-                if qualifiers not in (None, ""):
-                    out["EventID_Qualifiers"] = scalar(qualifiers)
-            else:
-                out["EventID"] = scalar(value)
-        elif key == "TimeCreated":
-            system_time = (value.get("#attributes") or {}).get("SystemTime")
-            if system_time:
-                out["SystemTime"] = scalar(system_time)
-        elif key == "Provider":
-            for attr, attr_value in (value.get("#attributes") or {}).items():
-                text = scalar(attr_value)
-                out["Provider_" + attr] = normalise_guid(text) if attr == "Guid" else text
-        elif key in _ATTR_ELEMENTS and type(value) is dict:
-            for attr, attr_value in (value.get("#attributes") or {}).items():
-                if attr_value is not None and attr_value != "":
+        kind = type(value)
+        if kind is int:  # EventID, Version, Level, Task, Opcode, EventRecordID
+            out[key] = str(value)
+        elif kind is str:  # Keywords, Channel, Computer
+            out[key] = value
+        elif kind is dict:
+            attrs = value.get("#attributes")
+            if key == "TimeCreated":
+                system_time = attrs.get("SystemTime") if attrs else None
+                if system_time:
+                    out["SystemTime"] = scalar(system_time)
+            elif key == "Provider":
+                for attr, attr_value in (attrs or {}).items():
                     text = scalar(attr_value)
-                    out[attr] = normalise_guid(text) if "ActivityID" in attr else text
-        else:
+                    out["Provider_" + attr] = normalise_guid(text) if attr == "Guid" else text
+            elif key == "EventID":
+                out["EventID"] = scalar(value.get("#text"))
+                qualifiers = attrs.get("Qualifiers") if attrs else None
+                if qualifiers is not None and qualifiers != "":
+                    out["EventID_Qualifiers"] = scalar(qualifiers)
+            elif key in _ATTR_ELEMENTS and len(value) == 1 and attrs is not None:
+                for attr, attr_value in attrs.items():
+                    if attr_value is not None and attr_value != "":
+                        text = scalar(attr_value)
+                        out[attr] = normalise_guid(text) if "ActivityID" in attr else text
+            else:
+                _put(out, key, value)
+        elif value is not None:
             _put(out, key, value)
 
 
@@ -167,6 +170,8 @@ def event_user(flat: Mapping[str, str]) -> str:
 
 def header_time(timestamp: str) -> str:
     """pyevtx-rs's record header time (``2017-12-26T13:10:29.1368792Z UTC``) as ISO 8601."""
+    if timestamp.endswith("+00:00"):  # python-evtx's, already ISO 8601
+        return timestamp
     text = timestamp.removesuffix(" UTC").removesuffix("Z")
     head, _, frac = text.partition(".")
     return f"{head}.{(frac + '000000')[:6]}+00:00"
@@ -176,7 +181,7 @@ def build_row(
     flat: dict[str, str],
     n_system: int,
     record: str,
-    fallback_ts: str,
+    header_ts: str,
     ctx: ParseContext,
     catalog: MessageCatalog,
 ) -> Row:
@@ -184,7 +189,7 @@ def build_row(
     ts = flat.get("SystemTime", "")
     ts_desc = TS_DESC
     if not ts:
-        ts, ts_desc = fallback_ts, TS_DESC_HEADER
+        ts, ts_desc = header_time(header_ts), TS_DESC_HEADER
     return (
         ts,
         ts_desc,
@@ -389,5 +394,5 @@ class EvtxSource:
         for rid, hdr_ts, event in iter_fast(ctx.path, ctx):
             flat, n_system = flatten_event(event)
             key = keys.key(record_id(flat, rid))
-            add(build_row(flat, n_system, key, header_time(hdr_ts), ctx, catalog))
+            add(build_row(flat, n_system, key, hdr_ts, ctx, catalog))
             ctx.stats.records += 1
