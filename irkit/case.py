@@ -145,7 +145,7 @@ class Case:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables = [stats.table for stats in batch if stats.table is not None]
+        tables = [table for stats in batch for table in stats.tables]
         parts = [part for stats in batch for part in stats.spool]
         now = dt.datetime.now(dt.UTC)
         db = self.db
@@ -174,11 +174,43 @@ class Case:
             db.register("_irkit_evidence", evidence)
             db.execute("INSERT OR REPLACE INTO evidence SELECT * FROM _irkit_evidence")
             db.unregister("_irkit_evidence")
+            for stats in batch:
+                if stats.sliced:
+                    self._unique_records(stats.sha256)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return sum(stats.records for stats in batch)
+
+    def _unique_records(self, sha256: str) -> None:
+        """A file parsed as slices may repeat a record id across slices: key repeats apart.
+
+        Within one slice the parser keys a repeat ``<id>#<n>``; across slices only the
+        store sees them all. Repeats are numbered by content, so the keys do not depend
+        on which slice finished first.
+        """
+        row = self.db.execute(
+            "SELECT count(*) - count(DISTINCT record) FROM events WHERE evidence_sha256 = ?",
+            [sha256],
+        ).fetchone()
+        if not row or not row[0]:
+            return
+        self.db.execute(
+            """
+            UPDATE events SET record = events.record || '#x' || d.n,
+                   uid = md5(events.evidence_sha256 || '|' || events.record || '#x' || d.n
+                             || '|' || events.ts_desc)
+            FROM (SELECT rowid AS rid, row_number() OVER (
+                      PARTITION BY record ORDER BY ts, message, fields::VARCHAR) AS n
+                  FROM events
+                  WHERE evidence_sha256 = ? AND record IN (
+                      SELECT record FROM events WHERE evidence_sha256 = ?
+                      GROUP BY record HAVING count(*) > 1)) AS d
+            WHERE events.rowid = d.rid AND d.n > 1
+            """,
+            [sha256, sha256],
+        )
 
     def _insert(self, table: Any) -> None:
         self.db.register("_irkit_batch", table)

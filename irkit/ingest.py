@@ -32,6 +32,9 @@ from irkit.spool import DEFAULT_BATCH, SpoolWriter
 
 HASH_BLOCK: Final = 1 << 20
 WORKER_PRELOAD: Final = ("irkit.ingest", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
+#: EVTX files at least this big are parsed as slices of SLICE_CHUNKS chunks by all workers.
+SLICE_THRESHOLD: Final = 48 << 20
+SLICE_CHUNKS: Final = 256
 PROGRESS_EVERY: Final = 5_000
 
 
@@ -52,6 +55,8 @@ class ParseOptions:
     evtx_engine: str = "evtx"
     workers: int = 0
     batch: int = DEFAULT_BATCH
+    slice_bytes: int = SLICE_THRESHOLD
+    slice_chunks: int = SLICE_CHUNKS
 
     def worker_count(self, files: int) -> int:
         """Workers to start: as asked, else one per core, never more than files."""
@@ -248,15 +253,25 @@ def parse_file(
     already: frozenset[str],
     options: ParseOptions,
     report: Callable[[int], None] | None = None,
+    span: tuple[int, int] | None = None,
+    sha256: str = "",
 ) -> FileStats:
-    """Hash and parse one file into spool parts; never raises for bad evidence."""
+    """Hash and parse one file (or one slice of chunks) into spool parts.
+
+    Never raises for bad evidence: problems are warnings in the returned stats. A slice
+    (``span``, first and last chunk) comes with the file's ``sha256``, hashed once by the
+    parent.
+    """
     started = time.perf_counter()
     stats = FileStats(path=candidate.display, kind=candidate.kind)
     if report is None:
         queue = _PROGRESS_QUEUE
         report = (lambda n: queue.put(n)) if queue is not None else (lambda n: None)
     try:
-        stats.sha256, stats.size = sha256_file(candidate.path)
+        if sha256:
+            stats.sha256, stats.size = sha256, candidate.size
+        else:
+            stats.sha256, stats.size = sha256_file(candidate.path)
     except FileNotFoundError:
         stats.status = "failed"
         stats.warnings.append(
@@ -274,13 +289,11 @@ def parse_file(
         return stats
     stem = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}"
     sink = _CountingSink(Path(spool_dir), stem, options.batch, report)
-    ctx = ParseContext(
-        candidate.path,
-        candidate.display,
-        stats.sha256,
-        stats,
-        {"evtx_engine": options.evtx_engine},
-    )
+    sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
+    opts = {"evtx_engine": options.evtx_engine}
+    if span is not None:
+        opts["chunks"] = f"{span[0]}:{span[1]}"
+    ctx = ParseContext(candidate.path, candidate.display, stats.sha256, stats, opts)
     try:
         by_name(candidate.kind).parse(ctx, sink)
         sink.finish()
@@ -292,8 +305,8 @@ def parse_file(
         stats.warnings.append(ParseWarning(candidate.display, kind, f"{type(exc).__name__}: {exc}"))
     else:
         stats.spool = sink.parts
-        stats.table = sink.table
-        if stats.records == 0 and stats.status == "ok" and candidate.size > 4096:
+        stats.tables = sink.tables
+        if stats.records == 0 and stats.status == "ok" and candidate.size > 4096 and not span:
             stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
             stats.status = "partial"
     stats.seconds = time.perf_counter() - started
@@ -409,6 +422,51 @@ def _unlink(parts: list[str]) -> None:
         Path(part).unlink(missing_ok=True)
 
 
+def plan_slices(candidate: Candidate, options: ParseOptions) -> list[tuple[int, int]]:
+    """Chunk ranges for a big EVTX file, so several workers share it; [] for small files."""
+    from irkit.sources.evtx import chunk_count
+
+    if (
+        candidate.kind != "evtx"
+        or options.evtx_engine != "evtx"
+        or candidate.size < options.slice_bytes
+    ):
+        return []
+    chunks, step = chunk_count(candidate.size), options.slice_chunks
+    return [(a, min(a + step, chunks)) for a in range(0, chunks, step)]
+
+
+def merge_slices(candidate: Candidate, parts: list[FileStats]) -> FileStats:
+    """One file's stats from its slices' (in chunk order)."""
+    merged = FileStats(path=candidate.display, kind=candidate.kind, sliced=True)
+    merged.sha256 = next((p.sha256 for p in parts if p.sha256), "")
+    merged.size = candidate.size
+    merged.engine = parts[0].engine
+    statuses = {p.status for p in parts}
+    merged.status = "failed" if statuses == {"failed"} else "partial" if statuses - {"ok"} else "ok"
+    for part in parts:
+        merged.records += part.records
+        merged.skipped_chunks += part.skipped_chunks
+        merged.skipped_records += part.skipped_records
+        merged.seconds += part.seconds
+        merged.warnings.extend(part.warnings)
+        merged.spool.extend(part.spool)
+        merged.tables.extend(part.tables)
+    if merged.records == 0 and merged.status == "ok":
+        merged.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
+        merged.status = "partial"
+    return merged
+
+
+def _died(candidate: Candidate, exc: BaseException) -> FileStats:
+    stats = FileStats(path=candidate.display, kind=candidate.kind)
+    stats.status = "failed"
+    stats.warnings.append(
+        ParseWarning(candidate.display, "worker-died", f"{type(exc).__name__}: {exc}")
+    )
+    return stats
+
+
 def _run(
     candidates: list[Candidate],
     spool: str,
@@ -416,8 +474,13 @@ def _run(
     options: ParseOptions,
     progress: Progress,
 ) -> Iterator[FileStats]:
-    """Yield each file's stats as it finishes; one process per core, or inline for one."""
-    workers = options.worker_count(len(candidates))
+    """Yield each file's stats as it finishes; one process per core, or inline for one.
+
+    A big EVTX file is hashed here, then parsed as slices of chunks by all workers at
+    once; its stats are yielded when its last slice is done.
+    """
+    slices = {c: plan_slices(c, options) for c in candidates}
+    workers = options.worker_count(sum(max(1, len(spans)) for spans in slices.values()))
     if workers == 1:
         for candidate in candidates:
             yield parse_file(candidate, spool, already, options, progress.records)
@@ -430,26 +493,50 @@ def _run(
     with cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
     ) as pool:
+        submitted: dict[cf.Future[FileStats], tuple[Candidate, int]] = {}
+        waiting: dict[Candidate, list[FileStats | None]] = {}
         # Biggest files first, so one huge log does not start last and run alone.
-        order = sorted(candidates, key=lambda c: -c.size)
-        submitted = {pool.submit(parse_file, c, spool, already, options): c for c in order}
+        for candidate in sorted(candidates, key=lambda c: -c.size):
+            spans = slices[candidate]
+            if not spans:
+                future = pool.submit(parse_file, candidate, spool, already, options)
+                submitted[future] = (candidate, -1)
+                continue
+            try:
+                sha256, _ = sha256_file(candidate.path)
+            except OSError as exc:
+                stats = _died(candidate, exc)
+                stats.warnings[0] = ParseWarning(candidate.display, "unreadable", str(exc))
+                yield stats
+                continue
+            if sha256 in already:
+                yield FileStats(
+                    candidate.display, sha256, candidate.size, candidate.kind, status="already"
+                )
+                continue
+            waiting[candidate] = [None] * len(spans)
+            for index, span in enumerate(spans):
+                future = pool.submit(
+                    parse_file, candidate, spool, already, options, None, span, sha256
+                )
+                submitted[future] = (candidate, index)
         pending = set(submitted)
         while pending:
             done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
             while not queue.empty():
                 progress.records(queue.get())
-            for future in done:
+            for future in sorted(done, key=lambda f: submitted[f][1]):
+                candidate, index = submitted[future]
                 try:
-                    yield future.result()
+                    stats = future.result()
                 except Exception as exc:  # a worker died (crash, out of memory)
-                    candidate = submitted[future]
-                    stats = FileStats(path=candidate.display, kind=candidate.kind)
-                    stats.status = "failed"
-                    stats.warnings.append(
-                        ParseWarning(
-                            candidate.display, "worker-died", f"{type(exc).__name__}: {exc}"
-                        )
-                    )
+                    stats = _died(candidate, exc)
+                if index < 0:
                     yield stats
+                    continue
+                parts = waiting[candidate]
+                parts[index] = stats
+                if all(part is not None for part in parts):
+                    yield merge_slices(candidate, [p for p in parts if p is not None])
         while not queue.empty():
             progress.records(queue.get())

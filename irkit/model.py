@@ -90,4 +90,5 @@ class FileStats:
     seconds: float = 0.0
     warnings: list[ParseWarning] = dataclasses.field(default_factory=list)
     spool: list[str] = dataclasses.field(default_factory=list)
-    table: Any = None
+    tables: list[Any] = dataclasses.field(default_factory=list)
+    sliced: bool = False

@@ -26,7 +26,8 @@ class SpoolWriter:
         self.rows: list[Row] = []
         self.parts: list[str] = []
         self.total = 0
-        self.table: Any = None
+        self.tables: list[Any] = []
+        self.to_disk = False
 
     def add(self, row: Row) -> None:
         """Take one row; flush a part when the batch is full."""
@@ -57,11 +58,11 @@ class SpoolWriter:
         self.rows = []
 
     def close(self) -> None:
-        """Finish: a small file stays in memory as ``table``; a big one writes its last part."""
-        if self.parts:
+        """Finish: a small file stays in memory in ``tables``; a big one writes its last part."""
+        if self.parts or self.to_disk:
             self.flush()
         elif self.rows:
-            self.table = self._table()
+            self.tables = [self._table()]
             self.total += len(self.rows)
             self.rows = []
 
@@ -71,4 +72,4 @@ class SpoolWriter:
             Path(part).unlink(missing_ok=True)
         self.parts = []
         self.rows = []
-        self.table = None
+        self.tables = []

@@ -9,6 +9,7 @@ engine read the file. ``ts`` is always ``System/TimeCreated/@SystemTime``.
 
 from __future__ import annotations
 
+import io
 import mmap
 import struct
 import warnings
@@ -252,14 +253,21 @@ class RecordKeys:
         return str(rid)
 
 
-def iter_fast(path: Path, ctx: ParseContext) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """Yield (record id, header time, JSON event) with pyevtx-rs; bad chunks become warnings."""
+def iter_fast(
+    path: Path, ctx: ParseContext, source: Any = None
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """Yield (record id, header time, JSON event) with pyevtx-rs; bad chunks become warnings.
+
+    ``source``, when given, is a file object to read instead of ``path`` (a slice).
+    """
     import evtx
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
+            parser = evtx.PyEvtxParser(
+                str(path) if source is None else source, number_of_threads=1, skip_errors=True
+            )
         except (RuntimeError, OSError) as exc:
             ctx.warn("unreadable", f"not a readable EVTX file: {exc}")
             ctx.stats.status = "failed"
@@ -280,8 +288,9 @@ def iter_fast(path: Path, ctx: ParseContext) -> Iterator[tuple[int, str, dict[st
 
 
 def _count_skips(caught: list[warnings.WarningMessage], ctx: ParseContext) -> None:
+    where = ctx.options.get("slice_label", "")
     for item in caught:
-        text = str(item.message)
+        text = where + str(item.message)
         if "chunk" in text.lower() and "record" not in text.lower().split("chunk")[0]:
             ctx.stats.skipped_chunks += 1
         else:
@@ -301,13 +310,15 @@ def _partial(ctx: ParseContext) -> None:
         ctx.stats.status = "partial"
 
 
-def chunk_warnings(path: Path, ctx: ParseContext) -> None:
+def chunk_warnings(path: Path, ctx: ParseContext, first: int = 0, last: int | None = None) -> None:
     """Warn about what the engines pass over in silence: truncation, zeroed chunks, bad CRCs.
 
     A file cut short, or a chunk inside the header's chunk count that is all zeros, has
     lost records. A chunk whose CRC32s do not match is still parsed (nothing parseable
     is lost), but its records may have been altered. Chunks with garbage instead of the
     chunk magic are left to the engine, which reports them as bad chunks.
+    Only chunks ``first`` to ``last`` (exclusive) are checked; the file-level checks run
+    in the range that holds the end of the file.
     """
     size = path.stat().st_size
     if size < FILE_HEADER_SIZE:
@@ -318,19 +329,21 @@ def chunk_warnings(path: Path, ctx: ParseContext) -> None:
         (declared,) = struct.unpack_from("<H", data, 42)
         body = size - FILE_HEADER_SIZE
         present, tail = divmod(body, CHUNK_SIZE)
-        if tail:
+        stop = present if last is None else min(last, present)
+        at_end = last is None or last >= present
+        if tail and at_end:
             ctx.warn(
                 "truncated",
                 f"file ends {tail} bytes into chunk {present}: records after the cut are lost",
             )
             _partial(ctx)
-        elif present < declared:
+        elif present < declared and at_end:
             ctx.warn(
                 "truncated",
                 f"header declares {declared} chunks, the file holds {present}: file cut short",
             )
             _partial(ctx)
-        for index in range(present):
+        for index in range(first, stop):
             offset = FILE_HEADER_SIZE + index * CHUNK_SIZE
             if data[offset : offset + 8] != CHUNK_MAGIC:
                 if index < declared and data[offset : offset + CHUNK_SIZE].count(0) == CHUNK_SIZE:
@@ -390,9 +403,35 @@ class EvtxSource:
                 add(build_row(flat, n_system, key, hdr_ts, ctx, catalog))
                 ctx.stats.records += 1
             return
-        chunk_warnings(ctx.path, ctx)
-        for rid, hdr_ts, event in iter_fast(ctx.path, ctx):
+        source = None
+        span = ctx.options.get("chunks", "")
+        if span:
+            first, last = (int(x) for x in span.split(":"))
+            ctx.options["slice_label"] = f"(chunks {first}-{last - 1}) "
+            chunk_warnings(ctx.path, ctx, first, last)
+            source = read_slice(ctx.path, first, last)
+        else:
+            chunk_warnings(ctx.path, ctx)
+        for rid, hdr_ts, event in iter_fast(ctx.path, ctx, source):
             flat, n_system = flatten_event(event)
             key = keys.key(record_id(flat, rid))
             add(build_row(flat, n_system, key, hdr_ts, ctx, catalog))
             ctx.stats.records += 1
+
+
+def chunk_count(size: int) -> int:
+    """How many whole or partial chunks follow the file header."""
+    return max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))
+
+
+def read_slice(path: Path, first: int, last: int) -> io.BytesIO:
+    """The file header plus chunks ``first`` to ``last`` (exclusive): a valid EVTX by itself.
+
+    Chunks are self-contained, and pyevtx-rs reads every chunk present whatever the
+    header's chunk count says, so a big log can be parsed as independent slices.
+    """
+    with path.open("rb") as handle:
+        header = handle.read(FILE_HEADER_SIZE)
+        handle.seek(FILE_HEADER_SIZE + first * CHUNK_SIZE)
+        body = handle.read((last - first) * CHUNK_SIZE)
+    return io.BytesIO(header + body)
