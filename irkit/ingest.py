@@ -361,6 +361,9 @@ def parse_evidence(
             if case.spool_dir.exists() and not any(case.spool_dir.iterdir()):
                 case.spool_dir.rmdir()
         summary.seconds = time.perf_counter() - started
+        # Workers finish in any order; the report does not.
+        summary.warnings.sort(key=lambda w: w.path)
+        summary.files.sort(key=lambda f: f.path)
         summary.peak_rss_bytes = _peak_rss()
         case.record_warnings(run_id, summary.warnings)
         case.record_run(run_id, command, started_wall, summary.as_dict())

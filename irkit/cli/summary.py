@@ -7,7 +7,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -22,44 +21,45 @@ from irkit.ingest import ParseSummary
 from irkit.ingest import Progress as ParseProgress
 from irkit.model import FileStats
 
-MAX_WARNINGS_SHOWN = 40
+MAX_FILES_SHOWN = 20
 
 
 class RichProgress(ParseProgress):
-    """Files, records and MB/s on a rich bar (stderr)."""
+    """Files, records and MB/s on a rich bar (stderr); the bar advances by bytes parsed."""
 
     def __init__(self, console: Console) -> None:
         self.bar = Progress(
             TextColumn("[bold]parsing"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
+            TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
             TextColumn("{task.fields[records]:,} records"),
             TransferSpeedColumn(),
             TimeElapsedColumn(),
             console=console,
             transient=True,
         )
-        self.files: TaskID | None = None
-        self.bytes: TaskID | None = None
+        self.task: TaskID | None = None
         self.count = 0
+        self.files = 0
 
     def start(self, files: int, total_bytes: int) -> None:
         """Show the bar."""
         self.bar.start()
-        self.files = self.bar.add_task("files", total=files, records=0)
-        self._total_bytes = total_bytes
+        self.task = self.bar.add_task(
+            "parse", total=total_bytes, files=0, total_files=files, records=0
+        )
 
     def records(self, count: int) -> None:
         """Add parsed records."""
         self.count += count
-        if self.files is not None:
-            self.bar.update(self.files, records=self.count)
+        if self.task is not None:
+            self.bar.update(self.task, records=self.count)
 
     def file_done(self, stats: FileStats) -> None:
         """Advance by one file and its bytes."""
-        if self.files is not None:
-            self.bar.update(self.files, advance=1, records=self.count)
+        self.files += 1
+        if self.task is not None:
+            self.bar.update(self.task, advance=stats.size, files=self.files, records=self.count)
 
     def stop(self) -> None:
         """Remove the bar."""
@@ -94,13 +94,25 @@ def render_summary(console: Console, summary: ParseSummary) -> None:
         table.add_row(key, safe_text(value))
     console.print(table)
     if summary.warnings:
-        console.print(Text("warnings by file:", style="bold yellow"))
-        for index, warning in enumerate(summary.warnings):
-            if index == MAX_WARNINGS_SHOWN:
-                console.print(f"  … and {len(summary.warnings) - index} more (see --json)")
-                break
-            line = Text("  ")
-            line.append_text(safe_text(warning.path, "cyan"))
-            line.append(f" [{warning.kind}] ")
-            line.append_text(safe_text(warning.message))
-            console.print(line)
+        render_warnings(console, summary)
+
+
+def render_warnings(console: Console, summary: ParseSummary) -> None:
+    """Warnings grouped by file: counts by kind, then the first message of each kind."""
+    by_file: dict[str, dict[str, list[str]]] = {}
+    for warning in summary.warnings:
+        by_file.setdefault(warning.path, {}).setdefault(warning.kind, []).append(warning.message)
+    console.print(Text(f"warnings by file ({len(by_file)} files):", style="bold yellow"))
+    for shown, (path, kinds) in enumerate(by_file.items()):
+        if shown == MAX_FILES_SHOWN:
+            console.print(f"  … and {len(by_file) - shown} more files (--json lists all)")
+            break
+        line = Text("  ")
+        line.append_text(safe_text(path, "cyan"))
+        line.append(": " + ", ".join(f"{len(v)} {k}" for k, v in sorted(kinds.items())))
+        console.print(line)
+        for kind, messages in sorted(kinds.items()):
+            detail = Text(f"    {kind}: ", style="dim")
+            detail.append_text(safe_text(messages[0]))
+            detail.truncate(max(console.width, 40), overflow="ellipsis")
+            console.print(detail, no_wrap=True, overflow="ellipsis")

@@ -290,7 +290,9 @@ def iter_fast(
 def _count_skips(caught: list[warnings.WarningMessage], ctx: ParseContext) -> None:
     where = ctx.options.get("slice_label", "")
     for item in caught:
-        text = where + str(item.message)
+        text = where + str(item.message).removeprefix("Skipping EVTX data: ").removeprefix(
+            "RuntimeError: "
+        )
         if "chunk" in text.lower() and "record" not in text.lower().split("chunk")[0]:
             ctx.stats.skipped_chunks += 1
         else:
