@@ -55,6 +55,9 @@ _DDL: Final = (
         run_id VARCHAR,
         parsed_at TIMESTAMPTZ
     )""",
+    """CREATE TABLE IF NOT EXISTS evidence_paths (
+        sha256 VARCHAR, path VARCHAR, PRIMARY KEY (sha256, path)
+    )""",
     """CREATE TABLE IF NOT EXISTS warnings (
         run_id VARCHAR, path VARCHAR, kind VARCHAR, message VARCHAR
     )""",
@@ -218,6 +221,18 @@ class Case:
             self.db.execute(_INGEST)
         finally:
             self.db.unregister("_irkit_batch")
+
+    def record_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember every path each evidence file was seen at (copies share one sha256)."""
+        import pyarrow as pa
+
+        listed = sorted(set(pairs))
+        if not listed:
+            return
+        table = pa.table({"sha256": [p[0] for p in listed], "path": [p[1] for p in listed]})
+        self.db.register("_irkit_paths", table)
+        self.db.execute("INSERT OR IGNORE INTO evidence_paths SELECT * FROM _irkit_paths")
+        self.db.unregister("_irkit_paths")
 
     def record_warnings(self, run_id: str, items: Iterable[ParseWarning]) -> None:
         """Keep the run's warnings in the case, for the report and later runs."""

@@ -365,6 +365,7 @@ def parse_evidence(
         summary.warnings.sort(key=lambda w: w.path)
         summary.files.sort(key=lambda f: f.path)
         summary.peak_rss_bytes = _peak_rss()
+        case.record_paths((f.sha256, f.path) for f in summary.files if f.sha256)
         case.record_warnings(run_id, summary.warnings)
         case.record_run(run_id, command, started_wall, summary.as_dict())
     return summary

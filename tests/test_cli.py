@@ -64,6 +64,11 @@ def test_same_file_twice_is_one_evidence(tmp_path: Path) -> None:
     assert data["files_found"] == 2
     assert data["events_added"] == 4
     assert data["files_already_in_case"] == 1
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "c" / "irkit.duckdb"), read_only=True) as db:
+        paths = db.execute("SELECT path FROM evidence_paths ORDER BY path").fetchall()
+    assert [Path(p[0]).name for p in paths] == ["a.evtx", "b.bin"]
 
 
 def test_dirty_evidence_is_partial_with_named_warnings(tmp_path: Path) -> None:
