@@ -55,6 +55,7 @@ _DDL: Final = (
         run_id VARCHAR,
         parsed_at TIMESTAMPTZ
     )""",
+    """CREATE TABLE IF NOT EXISTS ingesting (sha256 VARCHAR PRIMARY KEY)""",
     """CREATE TABLE IF NOT EXISTS evidence_paths (
         sha256 VARCHAR, path VARCHAR, PRIMARY KEY (sha256, path)
     )""",
@@ -103,7 +104,7 @@ class Case:
             ) from exc
         self.db.execute("SET TimeZone = 'UTC'")
         # Bounded memory whatever the evidence size: DuckDB spills to disk past this.
-        self.db.execute(f"SET memory_limit = '{os.environ.get('IRKIT_DB_MEMORY', '512MB')}'")
+        self.db.execute(f"SET memory_limit = '{os.environ.get('IRKIT_DB_MEMORY', '256MB')}'")
         self.db.execute("SET preserve_insertion_order = false")
         if not read_only:
             for statement in _DDL:
@@ -111,6 +112,7 @@ class Case:
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
+            self._clean_incomplete()
 
     def __enter__(self) -> Case:
         return self
@@ -146,7 +148,8 @@ class Case:
         if not batch:
             return 0
         import pyarrow as pa
-        import pyarrow.parquet as pq
+
+        from irkit.spool import read_part
 
         tables = [table for stats in batch for table in stats.tables]
         parts = [part for stats in batch for part in stats.spool]
@@ -157,7 +160,7 @@ class Case:
             if tables:
                 self._insert(pa.concat_tables(tables))
             for part in parts:  # one part at a time: memory stays bounded
-                self._insert(pq.read_table(part))
+                self._insert(read_part(part))
             evidence = pa.table(
                 {
                     "sha256": [st.sha256 for st in batch],
@@ -180,6 +183,7 @@ class Case:
             for stats in batch:
                 if stats.sliced:
                     self._unique_records(stats.sha256)
+                    db.execute("DELETE FROM ingesting WHERE sha256 = ?", [stats.sha256])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -214,6 +218,30 @@ class Case:
             """,
             [sha256, sha256],
         )
+
+    def _clean_incomplete(self) -> None:
+        """Remove the events of a big file whose ingest an earlier run did not finish."""
+        for (sha256,) in self.db.execute("SELECT sha256 FROM ingesting").fetchall():
+            self.db.execute("DELETE FROM events WHERE evidence_sha256 = ?", [sha256])
+            self.db.execute("DELETE FROM ingesting WHERE sha256 = ?", [sha256])
+
+    def ingest_slice(self, stats: FileStats) -> None:
+        """Store one slice of a big file now; the file counts as parsed only once
+        ``ingest`` records it (until then it is marked as being ingested)."""
+        from irkit.spool import read_part
+
+        db = self.db
+        db.execute("BEGIN TRANSACTION")
+        try:
+            db.execute("INSERT OR IGNORE INTO ingesting VALUES (?)", [stats.sha256])
+            for table in stats.tables:
+                self._insert(table)
+            for part in stats.spool:
+                self._insert(read_part(part))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _insert(self, table: Any) -> None:
         self.db.register("_irkit_batch", table)

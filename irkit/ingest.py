@@ -228,8 +228,15 @@ def _init_worker(queue: Any) -> None:
 class _CountingSink(SpoolWriter):
     """A spool writer that also reports progress every few thousand records."""
 
-    def __init__(self, directory: Path, stem: str, batch: int, report: Callable[[int], None]):
-        super().__init__(directory, stem, batch)
+    def __init__(
+        self,
+        directory: Path,
+        stem: str,
+        batch: int,
+        report: Callable[[int], None],
+        constants: tuple[str, str, str],
+    ):
+        super().__init__(directory, stem, batch, constants)
         self._report = report
         self._pending = 0
 
@@ -288,7 +295,8 @@ def parse_file(
         stats.status = "already"
         return stats
     stem = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}"
-    sink = _CountingSink(Path(spool_dir), stem, options.batch, report)
+    constants = (candidate.kind, candidate.display, stats.sha256)
+    sink = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
     sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
     opts = {"evtx_engine": options.evtx_engine}
     if span is not None:
@@ -352,9 +360,12 @@ def parse_evidence(
         progress.start(len(candidates), sum(c.size for c in candidates))
         batch = _IngestBatch(case, summary, run_id, set(already))
         try:
-            for stats in _run(candidates, str(spool), already, options, progress):
-                batch.add(stats)
-                progress.file_done(stats)
+            for done in _run(candidates, str(spool), already, options, progress):
+                if done.of is None:
+                    batch.add(done.stats)
+                    progress.file_done(done.stats)
+                elif (whole := batch.add_slice(done)) is not None:
+                    progress.file_done(whole)
             batch.flush()
         finally:
             shutil.rmtree(spool, ignore_errors=True)
@@ -384,6 +395,7 @@ class _IngestBatch:
         self.ingested = ingested
         self.pending: list[FileStats] = []
         self.rows = 0
+        self.slices: dict[str, list[FileStats | None]] = {}
 
     def add(self, stats: FileStats) -> None:
         """Count one finished file and queue its spool for the store."""
@@ -410,6 +422,24 @@ class _IngestBatch:
         self.rows += stats.records
         if self.rows >= self.max_rows or len(self.pending) >= self.max_files:
             self.flush()
+
+    def add_slice(self, done: _Done) -> FileStats | None:
+        """Ingest one slice of a big file now (memory stays bounded); returns the whole
+        file's stats when its last slice is in."""
+        assert done.of is not None
+        stats = done.stats
+        if stats.sha256 and (stats.tables or stats.spool):
+            self.case.ingest_slice(stats)
+        _unlink(stats.spool)
+        stats.spool, stats.tables = [], []
+        parts = self.slices.setdefault(done.of.display, [None] * done.total)
+        parts[done.index] = stats
+        if any(part is None for part in parts):
+            return None
+        whole = merge_slices(done.of, [p for p in parts if p is not None])
+        del self.slices[done.of.display]
+        self.add(whole)
+        return whole
 
     def flush(self) -> None:
         """Ingest everything pending."""
@@ -454,8 +484,6 @@ def merge_slices(candidate: Candidate, parts: list[FileStats]) -> FileStats:
         merged.skipped_records += part.skipped_records
         merged.seconds += part.seconds
         merged.warnings.extend(part.warnings)
-        merged.spool.extend(part.spool)
-        merged.tables.extend(part.tables)
     if merged.records == 0 and merged.status == "ok":
         merged.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
         merged.status = "partial"
@@ -471,23 +499,33 @@ def _died(candidate: Candidate, exc: BaseException) -> FileStats:
     return stats
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Done:
+    """A finished task: a whole file (``of`` is None) or slice ``index`` of ``total``."""
+
+    stats: FileStats
+    of: Candidate | None = None
+    index: int = 0
+    total: int = 1
+
+
 def _run(
     candidates: list[Candidate],
     spool: str,
     already: frozenset[str],
     options: ParseOptions,
     progress: Progress,
-) -> Iterator[FileStats]:
-    """Yield each file's stats as it finishes; one process per core, or inline for one.
+) -> Iterator[_Done]:
+    """Yield each file (or slice) as it finishes; one process per core, or inline for one.
 
     A big EVTX file is hashed here, then parsed as slices of chunks by all workers at
-    once; its stats are yielded when its last slice is done.
+    once; each slice is yielded as it is done, so the store takes it at once.
     """
     slices = {c: plan_slices(c, options) for c in candidates}
     workers = options.worker_count(sum(max(1, len(spans)) for spans in slices.values()))
     if workers == 1:
         for candidate in candidates:
-            yield parse_file(candidate, spool, already, options, progress.records)
+            yield _Done(parse_file(candidate, spool, already, options, progress.records))
         return
     context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
     if sys.platform != "darwin":
@@ -498,7 +536,7 @@ def _run(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
     ) as pool:
         submitted: dict[cf.Future[FileStats], tuple[Candidate, int]] = {}
-        waiting: dict[Candidate, list[FileStats | None]] = {}
+        big_seen: set[str] = set()
         # Biggest files first, so one huge log does not start last and run alone.
         for candidate in sorted(candidates, key=lambda c: -c.size):
             spans = slices[candidate]
@@ -511,14 +549,16 @@ def _run(
             except OSError as exc:
                 stats = _died(candidate, exc)
                 stats.warnings[0] = ParseWarning(candidate.display, "unreadable", str(exc))
-                yield stats
+                yield _Done(stats)
                 continue
-            if sha256 in already:
-                yield FileStats(
-                    candidate.display, sha256, candidate.size, candidate.kind, status="already"
+            if sha256 in already or sha256 in big_seen:
+                yield _Done(
+                    FileStats(
+                        candidate.display, sha256, candidate.size, candidate.kind, status="already"
+                    )
                 )
                 continue
-            waiting[candidate] = [None] * len(spans)
+            big_seen.add(sha256)
             for index, span in enumerate(spans):
                 future = pool.submit(
                     parse_file, candidate, spool, already, options, None, span, sha256
@@ -536,11 +576,8 @@ def _run(
                 except Exception as exc:  # a worker died (crash, out of memory)
                     stats = _died(candidate, exc)
                 if index < 0:
-                    yield stats
-                    continue
-                parts = waiting[candidate]
-                parts[index] = stats
-                if all(part is not None for part in parts):
-                    yield merge_slices(candidate, [p for p in parts if p is not None])
+                    yield _Done(stats)
+                else:
+                    yield _Done(stats, candidate, index, len(slices[candidate]))
         while not queue.empty():
             progress.records(queue.get())

@@ -12,22 +12,25 @@ from typing import Any, Final
 
 UTC: Final = dt.UTC
 
-#: The columns of a parser's batch, in order. Every value travels as text; ``ts`` is ISO
+#: The columns of a parser's row, in order. Every value travels as text; ``ts`` is ISO
 #: 8601 and the store casts it once, in bulk, to TIMESTAMP WITH TIME ZONE (UTC).
-EVENT_COLUMNS: Final[tuple[str, ...]] = (
+ROW_COLUMNS: Final[tuple[str, ...]] = (
     "ts",
     "ts_desc",
-    "source",
     "artifact",
     "host",
     "user",
     "event_id",
     "message",
     "fields",
-    "evidence",
-    "evidence_sha256",
     "record",
 )
+
+#: Columns that are the same for every row of one evidence file: the spool adds them.
+FILE_COLUMNS: Final[tuple[str, ...]] = ("source", "evidence", "evidence_sha256")
+
+#: Every column of a batch handed to the store.
+EVENT_COLUMNS: Final[tuple[str, ...]] = (*ROW_COLUMNS, *FILE_COLUMNS)
 
 #: Columns of an exported timeline row before the event's own fields.
 EXPORT_COLUMNS: Final[tuple[str, ...]] = (

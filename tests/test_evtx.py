@@ -31,8 +31,8 @@ def test_new_user_security_counts_and_whole_record() -> None:
     rows, stats = parse(EVIDENCE / "new-user-security.evtx")
     assert (len(rows), stats.warnings, stats.status) == (4, [], "ok")
     first = rows[0]
-    ts, ts_desc, source, artifact, host, _user, event_id, message, fields, _ev, _sha, record = first
-    assert (ts_desc, source, artifact) == ("Event Logged", "evtx", "Security")
+    ts, ts_desc, artifact, host, _user, event_id, message, fields, record = first
+    assert (ts_desc, artifact) == ("Event Logged", "Security")
     flat = orjson.loads(fields)
     assert flat["EventID"] == event_id
     assert flat["Channel"] == "Security"
@@ -50,7 +50,7 @@ def test_truncated_file_yields_every_complete_record() -> None:
     assert stats.status == "partial"
     assert [w.kind for w in stats.warnings] == ["truncated"]
     assert "ends 64832 bytes into chunk 2" in stats.warnings[0].message
-    assert {r[3] for r in rows} == {"Security"}
+    assert {r[2] for r in rows} == {"Security"}
 
 
 def test_dirty_sysmon_bad_chunks_are_counted_warnings() -> None:
@@ -60,7 +60,7 @@ def test_dirty_sysmon_bad_chunks_are_counted_warnings() -> None:
     assert stats.status == "partial"
     assert all(w.kind == "bad-chunk" and "chunk" in w.message for w in stats.warnings)
     assert len(stats.warnings) == 8
-    flat = orjson.loads(rows[0][8])
+    flat = orjson.loads(rows[0][7])
     # A whole Sysmon process-creation record, flattened to Sigma names.
     assert flat["EventID"] == "1"
     assert flat["Image"] == "C:\\Windows\\SysWOW64\\PING.EXE"
@@ -70,7 +70,7 @@ def test_dirty_sysmon_bad_chunks_are_counted_warnings() -> None:
     assert flat["Provider_Guid"] == "5770385F-C22A-43E0-BF4C-06F5698FFBD9"
     assert flat["UserID"] == "S-1-5-18"
     assert rows[0][0] == "2017-12-26T13:10:29.136879Z"
-    assert rows[0][5] == "NT AUTHORITY\\SYSTEM"
+    assert rows[0][4] == "NT AUTHORITY\\SYSTEM"
 
 
 def test_bad_chunk_magic_file() -> None:

@@ -49,3 +49,20 @@ def test_repeated_record_ids_across_slices_get_unique_keys(tmp_path: Path) -> No
         [evidence], tmp_path / "case", ParseOptions(workers=2, slice_bytes=0, slice_chunks=1)
     )
     assert again.events_added == 0
+
+
+def test_interrupted_big_file_ingest_is_undone_on_next_open(tmp_path: Path) -> None:
+    """A run killed between slices leaves rows marked as being ingested: they go away."""
+    from irkit.case import Case
+
+    case_dir = tmp_path / "case"
+    parse_evidence([DIRTY / "sysmon.evtx"], case_dir, ParseOptions(workers=1))
+    with Case(case_dir) as case:
+        sha = case.db.execute("SELECT sha256 FROM evidence").fetchone()[0]
+        # What a killed run leaves: the slice rows, the mark, no evidence row.
+        case.db.execute("DELETE FROM evidence")
+        case.db.execute("INSERT INTO ingesting VALUES (?)", [sha])
+    with Case(case_dir) as case:
+        assert case.count() == 0
+    again = parse_evidence([DIRTY / "sysmon.evtx"], case_dir, ParseOptions(workers=1))
+    assert again.events_added == 358

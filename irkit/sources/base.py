@@ -8,8 +8,9 @@ from typing import ClassVar, Protocol
 
 from irkit.model import FileStats, ParseWarning
 
-#: One timeline row in ``irkit.model.EVENT_COLUMNS`` order; tuples keep the hot loop cheap.
-Row = tuple[str, str, str, str, str, str, str, str, str, str, str, str]
+#: One timeline row in ``irkit.model.ROW_COLUMNS`` order (the per-file columns, source and
+#: evidence, are added by the sink); tuples keep the hot loop cheap.
+Row = tuple[str, str, str, str, str, str, str, str, str]
 
 
 class RowSink(Protocol):

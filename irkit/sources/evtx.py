@@ -183,7 +183,6 @@ def build_row(
     n_system: int,
     record: str,
     header_ts: str,
-    ctx: ParseContext,
     catalog: MessageCatalog,
 ) -> Row:
     """Turn one flattened record into a timeline row."""
@@ -194,15 +193,12 @@ def build_row(
     return (
         ts,
         ts_desc,
-        "evtx",
         flat.get("Channel", ""),
         flat.get("Computer", ""),
         event_user(flat),
         flat.get("EventID", ""),
         catalog.render(flat, n_system),
         orjson.dumps(flat).decode(),
-        ctx.display,
-        ctx.sha256,
         record,
     )
 
@@ -402,7 +398,7 @@ class EvtxSource:
             chunk_warnings(ctx.path, ctx)
             for rid, hdr_ts, flat, n_system in iter_python(ctx.path, ctx):
                 key = keys.key(record_id(flat, rid))
-                add(build_row(flat, n_system, key, hdr_ts, ctx, catalog))
+                add(build_row(flat, n_system, key, hdr_ts, catalog))
                 ctx.stats.records += 1
             return
         source = None
@@ -417,7 +413,7 @@ class EvtxSource:
         for rid, hdr_ts, event in iter_fast(ctx.path, ctx, source):
             flat, n_system = flatten_event(event)
             key = keys.key(record_id(flat, rid))
-            add(build_row(flat, n_system, key, hdr_ts, ctx, catalog))
+            add(build_row(flat, n_system, key, hdr_ts, catalog))
             ctx.stats.records += 1
 
 
