@@ -236,3 +236,19 @@ def test_terminal_text_is_escaped(tmp_path: Path) -> None:
     text = safe_text("[bold red]x[/] \x1b[31mred\x1b[0m")
     assert text.plain == "[bold red]x[/] \\x1b[31mred\\x1b[0m"
     assert not text.spans
+
+
+def test_table_output_escapes_markup_and_ansi(tmp_path: Path) -> None:
+    """An event whose text carries rich markup and an ANSI escape prints them as text."""
+    import duckdb
+
+    case = tmp_path / "case"
+    assert run_irkit("parse", str(EVIDENCE / "issue_38.evtx"), "--case", str(case)).returncode == 0
+    hostile = "[bold red]PWNED[/] \x1b[2J\x1b[31mred"
+    with duckdb.connect(str(case / "irkit.duckdb")) as db:
+        db.execute("UPDATE events SET message = ?, host = ?", [hostile, "[link=x]h[/link]"])
+    result = run_irkit("timeline", str(case), "--format", "table")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "[bold red]PWNED[/]" in result.stdout
+    assert "\\x1b[2J" in result.stdout
