@@ -1,8 +1,11 @@
-"""A case directory: one DuckDB store of events, evidence, warnings and runs.
+"""A case directory: events in Parquet files, everything else in one DuckDB store.
 
-Only the parent process writes to the store; parser workers hand over Parquet spool files
-that the store ingests in bulk, casting ``ts`` to UTC timestamps and computing ``uid``
-once per batch in SQL.
+Parser workers write the events as Parquet parts (uid, UTC timestamps and all); the
+parent only moves finished parts into ``events/`` and registers them, with their
+evidence rows, in one transaction. ``events`` is a view over the registered parts, so a
+part becomes visible exactly when its evidence is recorded, and a run that dies leaves
+nothing half-visible: unregistered files are removed the next time the case is opened.
+The same Parquet files can be read unchanged by Spark, Trino or pandas.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -22,24 +26,13 @@ if TYPE_CHECKING:
     import duckdb
 
 STORE_NAME: Final = "irkit.duckdb"
-SCHEMA_VERSION: Final = 1
+EVENTS_DIR: Final = "events"
+SCHEMA_VERSION: Final = 2
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS events (
-        uid VARCHAR NOT NULL,
-        ts TIMESTAMPTZ,
-        ts_desc VARCHAR,
-        source VARCHAR,
-        artifact VARCHAR,
-        host VARCHAR,
-        "user" VARCHAR,
-        event_id VARCHAR,
-        message VARCHAR,
-        fields JSON,
-        evidence VARCHAR,
-        evidence_sha256 VARCHAR,
-        record VARCHAR
+    """CREATE TABLE IF NOT EXISTS parts (
+        file VARCHAR PRIMARY KEY, sha256 VARCHAR, rows BIGINT
     )""",
     """CREATE TABLE IF NOT EXISTS evidence (
         sha256 VARCHAR PRIMARY KEY,
@@ -68,14 +61,19 @@ _DDL: Final = (
     )""",
 )
 
-# uid = md5(evidence_sha256 | record | ts_desc) in hex: a stable id and dedup key, not a seal.
-_INGEST: Final = """
-INSERT INTO events
-SELECT md5(evidence_sha256 || '|' || record || '|' || ts_desc),
-       TRY_CAST(ts AS TIMESTAMPTZ), ts_desc, source, artifact, host, "user", event_id,
-       message, fields, evidence, evidence_sha256, record
-FROM _irkit_batch
+#: The events view's columns, typed, for a case with no parts yet.
+_EMPTY_EVENTS: Final = """
+SELECT NULL::VARCHAR AS uid, NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS ts_desc,
+       NULL::VARCHAR AS source, NULL::VARCHAR AS artifact, NULL::VARCHAR AS host,
+       NULL::VARCHAR AS "user", NULL::VARCHAR AS event_id, NULL::VARCHAR AS message,
+       NULL::VARCHAR AS fields, NULL::VARCHAR AS evidence, NULL::VARCHAR AS evidence_sha256,
+       NULL::VARCHAR AS record
+WHERE false
 """
+
+
+def _sql_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + item.replace("'", "''") + "'" for item in items) + "]"
 
 
 class Case:
@@ -112,7 +110,9 @@ class Case:
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
+            self.events_dir.mkdir(exist_ok=True)
             self._clean_incomplete()
+        self._refresh_view()
 
     def __enter__(self) -> Case:
         return self
@@ -131,16 +131,80 @@ class Case:
 
     @property
     def spool_dir(self) -> Path:
-        """Where parser workers leave Parquet batches for the store to ingest."""
+        """Where parser workers leave their Parquet parts until the store takes them."""
         return self.root / "spool"
+
+    @property
+    def events_dir(self) -> Path:
+        """Where the registered event parts live."""
+        return self.root / EVENTS_DIR
+
+    def _parts(self) -> list[str]:
+        return [
+            row[0] for row in self.db.execute("SELECT file FROM parts ORDER BY file").fetchall()
+        ]
+
+    def _refresh_view(self) -> None:
+        """``events``: a view over every registered part (none: an empty, typed view)."""
+        files = [str(self.events_dir / name) for name in self._parts()]
+        body = f"SELECT * FROM read_parquet({_sql_list(files)})" if files else _EMPTY_EVENTS
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW events AS {body}")
+
+    def _clean_incomplete(self) -> None:
+        """Undo what a dead run left: slices of an unfinished big file, unregistered parts."""
+        for (sha256,) in self.db.execute("SELECT sha256 FROM ingesting").fetchall():
+            for (name,) in self.db.execute(
+                "SELECT file FROM parts WHERE sha256 = ?", [sha256]
+            ).fetchall():
+                (self.events_dir / name).unlink(missing_ok=True)
+            self.db.execute("DELETE FROM parts WHERE sha256 = ?", [sha256])
+            self.db.execute("DELETE FROM ingesting WHERE sha256 = ?", [sha256])
+        registered = set(self._parts())
+        for path in self.events_dir.glob("*.parquet"):
+            if path.name not in registered:
+                path.unlink(missing_ok=True)
 
     def parsed_evidence(self) -> set[str]:
         """sha256 of every evidence file whose events are fully in the store."""
         rows = self.db.execute("SELECT sha256 FROM evidence WHERE status <> 'failed'").fetchall()
         return {row[0] for row in rows}
 
+    def _take(self, stats: FileStats) -> list[tuple[str, str, int]]:
+        """Move a file's parts into events/ (small files' tables written as one part)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        taken = []
+        if stats.tables:
+            table = pa.concat_tables(stats.tables)
+            name = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}.parquet"
+            pq.write_table(table, self.events_dir / name, compression="snappy")
+            taken.append((name, stats.sha256, table.num_rows))
+        for part in stats.spool:
+            source = Path(part)
+            rows = pq.ParquetFile(source).metadata.num_rows
+            source.replace(self.events_dir / source.name)
+            taken.append((source.name, stats.sha256, rows))
+        stats.tables, stats.spool = [], []
+        return taken
+
+    def _register(self, taken: list[tuple[str, str, int]]) -> None:
+        if taken:
+            import pyarrow as pa
+
+            table = pa.table(
+                {
+                    "file": [t[0] for t in taken],
+                    "sha256": [t[1] for t in taken],
+                    "rows": pa.array([t[2] for t in taken], pa.int64()),
+                }
+            )
+            self.db.register("_irkit_parts", table)
+            self.db.execute("INSERT INTO parts SELECT * FROM _irkit_parts")
+            self.db.unregister("_irkit_parts")
+
     def ingest(self, batch: Sequence[FileStats], run_id: str) -> int:
-        """Move parsed files' spools into the store in one transaction; returns rows added.
+        """Register parsed files' parts and evidence rows in one transaction; returns rows.
 
         A file's events and its evidence row commit together, so a crash leaves either
         both or neither: a file is never half in the case.
@@ -149,18 +213,15 @@ class Case:
             return 0
         import pyarrow as pa
 
-        from irkit.spool import read_part
-
-        tables = [table for stats in batch for table in stats.tables]
-        parts = [part for stats in batch for part in stats.spool]
+        for stats in batch:
+            if stats.sliced:
+                self._unique_records(stats)
+        taken = [item for stats in batch for item in self._take(stats)]
         now = dt.datetime.now(dt.UTC)
         db = self.db
         db.execute("BEGIN TRANSACTION")
         try:
-            if tables:
-                self._insert(pa.concat_tables(tables))
-            for part in parts:  # one part at a time: memory stays bounded
-                self._insert(read_part(part))
+            self._register(taken)
             evidence = pa.table(
                 {
                     "sha256": [st.sha256 for st in batch],
@@ -182,73 +243,84 @@ class Case:
             db.unregister("_irkit_evidence")
             for stats in batch:
                 if stats.sliced:
-                    self._unique_records(stats.sha256)
                     db.execute("DELETE FROM ingesting WHERE sha256 = ?", [stats.sha256])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._refresh_view()
         return sum(stats.records for stats in batch)
 
-    def _unique_records(self, sha256: str) -> None:
-        """A file parsed as slices may repeat a record id across slices: key repeats apart.
-
-        Within one slice the parser keys a repeat ``<id>#<n>``; across slices only the
-        store sees them all. Repeats are numbered by content, so the keys do not depend
-        on which slice finished first.
-        """
-        row = self.db.execute(
-            "SELECT count(*) - count(DISTINCT record) FROM events WHERE evidence_sha256 = ?",
-            [sha256],
-        ).fetchone()
-        if not row or not row[0]:
-            return
-        self.db.execute(
-            """
-            UPDATE events SET record = events.record || '#x' || d.n,
-                   uid = md5(events.evidence_sha256 || '|' || events.record || '#x' || d.n
-                             || '|' || events.ts_desc)
-            FROM (SELECT rowid AS rid, row_number() OVER (
-                      PARTITION BY record ORDER BY ts, message, fields::VARCHAR) AS n
-                  FROM events
-                  WHERE evidence_sha256 = ? AND record IN (
-                      SELECT record FROM events WHERE evidence_sha256 = ?
-                      GROUP BY record HAVING count(*) > 1)) AS d
-            WHERE events.rowid = d.rid AND d.n > 1
-            """,
-            [sha256, sha256],
-        )
-
-    def _clean_incomplete(self) -> None:
-        """Remove the events of a big file whose ingest an earlier run did not finish."""
-        for (sha256,) in self.db.execute("SELECT sha256 FROM ingesting").fetchall():
-            self.db.execute("DELETE FROM events WHERE evidence_sha256 = ?", [sha256])
-            self.db.execute("DELETE FROM ingesting WHERE sha256 = ?", [sha256])
-
     def ingest_slice(self, stats: FileStats) -> None:
-        """Store one slice of a big file now; the file counts as parsed only once
-        ``ingest`` records it (until then it is marked as being ingested)."""
-        from irkit.spool import read_part
-
+        """Store one slice of a big file now, marked as being ingested until ``ingest``
+        records the whole file (a dead run's slices are removed on the next open)."""
         db = self.db
+        db.execute("INSERT OR IGNORE INTO ingesting VALUES (?)", [stats.sha256])
+        taken = self._take(stats)
         db.execute("BEGIN TRANSACTION")
         try:
-            db.execute("INSERT OR IGNORE INTO ingesting VALUES (?)", [stats.sha256])
-            for table in stats.tables:
-                self._insert(table)
-            for part in stats.spool:
-                self._insert(read_part(part))
+            self._register(taken)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
-    def _insert(self, table: Any) -> None:
-        self.db.register("_irkit_batch", table)
+    def _unique_records(self, stats: FileStats) -> None:
+        """A file parsed as slices may repeat a record id across slices: key repeats apart.
+
+        Within one slice the parser keys a repeat ``<id>#<n>``; across slices only the
+        store sees them all. Repeats are numbered by content, so the keys do not depend
+        on which slice finished first. Only the parts holding repeats are rewritten.
+        """
+        names = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT file FROM parts WHERE sha256 = ? ORDER BY file", [stats.sha256]
+            ).fetchall()
+        ]
+        if len(names) < 2:
+            return
+        files = _sql_list([str(self.events_dir / n) for n in names])
+        repeats = self.db.execute(
+            f"""SELECT count(*) FROM (SELECT record FROM read_parquet({files})
+                GROUP BY record HAVING count(*) > 1)"""
+        ).fetchone()
+        if not repeats or not repeats[0]:
+            return
+        fixed = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}.parquet"
+        target = str(self.events_dir / fixed).replace("'", "''")
+        # Only the repeated records are numbered (a small set); every row is copied once.
+        self.db.execute(
+            f"""COPY (
+                WITH src AS NOT MATERIALIZED (
+                    SELECT * FROM read_parquet({files}, filename = true, file_row_number = true)
+                ),
+                repeated AS (SELECT record FROM src GROUP BY record HAVING count(*) > 1),
+                numbered AS (
+                    SELECT filename AS f, file_row_number AS r, row_number() OVER (
+                        PARTITION BY record ORDER BY ts, md5(message), md5(fields)) AS n
+                    FROM src WHERE record IN (SELECT record FROM repeated)
+                )
+                SELECT src.* EXCLUDE (filename, file_row_number) REPLACE (
+                    CASE WHEN n > 1 THEN src.record || '#x' || n ELSE src.record END AS record,
+                    CASE WHEN n > 1 THEN md5(src.evidence_sha256 || '|' || src.record || '#x'
+                                             || n || '|' || src.ts_desc)
+                         ELSE src.uid END AS uid)
+                FROM src LEFT JOIN numbered
+                  ON src.filename = numbered.f AND src.file_row_number = numbered.r
+            ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)"""
+        )
+        rows = self.db.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
+        self.db.execute("BEGIN TRANSACTION")
         try:
-            self.db.execute(_INGEST)
-        finally:
-            self.db.unregister("_irkit_batch")
+            self.db.execute("DELETE FROM parts WHERE sha256 = ?", [stats.sha256])
+            self._register([(fixed, stats.sha256, int(rows[0]) if rows else 0)])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        for name in names:
+            (self.events_dir / name).unlink(missing_ok=True)
 
     def record_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Remember every path each evidence file was seen at (copies share one sha256)."""

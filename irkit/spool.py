@@ -1,33 +1,95 @@
-"""How a parser worker hands rows to the store with bounded memory.
+"""How a parser worker hands events to the store with bounded memory.
 
-A file with fewer rows than one batch travels back to the parent as an Arrow table (no
-disk round trip); a bigger file, or a slice of one, is spooled as Arrow IPC parts of
-``batch`` rows each (no encoding, memory-mapped by the parent), which the parent ingests
-one part at a time. The per-file columns (source, evidence, its sha256) are filled in
-here, in C, not once per row in the parser.
+Rows become Arrow tables in the final event schema (uid and UTC timestamps included),
+built here, in the worker. A file with fewer rows than one batch travels back to the
+parent as an Arrow table; a bigger file, or a slice of one, is written as Parquet parts
+of ``batch`` rows each, which the store then only moves into place. The per-file
+columns (source, evidence, its sha256) are filled in with Arrow, not once per row.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Final
 
-from irkit.model import FILE_COLUMNS, ROW_COLUMNS
+from irkit.model import ROW_COLUMNS
 from irkit.sources.base import Row
 
 DEFAULT_BATCH: Final = 20_000
+#: Column order of the event Parquet files (docs/schema.md).
+PART_COLUMNS: Final = (
+    "uid",
+    "ts",
+    "ts_desc",
+    "source",
+    "artifact",
+    "host",
+    "user",
+    "event_id",
+    "message",
+    "fields",
+    "evidence",
+    "evidence_sha256",
+    "record",
+)
+_TS: Final = ROW_COLUMNS.index("ts")
+_DESC: Final = ROW_COLUMNS.index("ts_desc")
+_RECORD: Final = ROW_COLUMNS.index("record")
 
 
-def read_part(path: str) -> Any:
-    """A spool part as an Arrow table (memory-mapped)."""
+def uid(sha256: str, record: str, ts_desc: str) -> str:
+    """The stable id of an event: md5 of evidence sha256, record and ts_desc, in hex."""
+    return hashlib.md5(f"{sha256}|{record}|{ts_desc}".encode(), usedforsecurity=False).hexdigest()
+
+
+def to_timestamps(texts: list[str]) -> Any:
+    """ISO 8601 texts (Z or +00:00, up to 9 fraction digits) as UTC microsecond timestamps."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = pa.timestamp("us", tz="UTC")
+    array = pc.replace_substring_regex(
+        pa.array(texts, pa.string()), pattern=r"(\.\d{6})\d+", replacement=r"\1"
+    )
+    try:
+        return pc.cast(array, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # One odd value must not cost the batch: parse one by one, unparseable as null.
+        import datetime as dt
+
+        values: list[dt.datetime | None] = []
+        for text in array.to_pylist():
+            try:
+                value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                values.append(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+            except (TypeError, ValueError):
+                values.append(None)
+        return pa.array(values, kind)
+
+
+def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any:
+    """Rows of one evidence file as an Arrow table in the event schema."""
     import pyarrow as pa
 
-    with pa.memory_map(path) as source:
-        return pa.ipc.open_file(source).read_all()
+    count = len(rows)
+    columns = list(zip(*rows, strict=True))
+    by_name = {name: columns[i] for i, name in enumerate(ROW_COLUMNS)}
+    arrays: dict[str, Any] = {
+        "uid": pa.array([uid(sha256, r[_RECORD], r[_DESC]) for r in rows], pa.string()),
+        "ts": to_timestamps(list(by_name["ts"])),
+        "source": pa.nulls(count, pa.string()).fill_null(source),
+        "evidence": pa.nulls(count, pa.string()).fill_null(evidence),
+        "evidence_sha256": pa.nulls(count, pa.string()).fill_null(sha256),
+    }
+    for name in ROW_COLUMNS:
+        if name not in arrays:
+            arrays[name] = pa.array(by_name[name], pa.string())
+    return pa.Table.from_arrays([arrays[n] for n in PART_COLUMNS], names=list(PART_COLUMNS))
 
 
 class SpoolWriter:
-    """Collects rows and writes an Arrow part every ``batch`` rows."""
+    """Collects rows and writes a Parquet part every ``batch`` rows."""
 
     def __init__(
         self,
@@ -39,7 +101,7 @@ class SpoolWriter:
         self.directory = directory
         self.stem = stem
         self.batch = batch
-        self.constants = dict(zip(FILE_COLUMNS, constants, strict=True))
+        self.constants = constants
         self.rows: list[Row] = []
         self.parts: list[str] = []
         self.total = 0
@@ -53,24 +115,18 @@ class SpoolWriter:
             self.flush()
 
     def _table(self) -> Any:
-        import pyarrow as pa
-
-        count = len(self.rows)
-        arrays = [pa.array(col, type=pa.string()) for col in zip(*self.rows, strict=True)]
-        arrays += [pa.nulls(count, pa.string()).fill_null(v) for v in self.constants.values()]
-        return pa.Table.from_arrays(arrays, names=[*ROW_COLUMNS, *FILE_COLUMNS])
+        return build_table(self.rows, *self.constants)
 
     def flush(self) -> None:
-        """Write the pending rows as one Arrow IPC part."""
+        """Write the pending rows as one Parquet part."""
         if not self.rows:
             return
-        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         table = self._table()
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self.stem}-{len(self.parts):05d}.arrow"
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+        path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
+        pq.write_table(table, path, compression="snappy")
         self.parts.append(str(path))
         self.total += len(self.rows)
         self.rows = []

@@ -240,13 +240,21 @@ def test_terminal_text_is_escaped(tmp_path: Path) -> None:
 
 def test_table_output_escapes_markup_and_ansi(tmp_path: Path) -> None:
     """An event whose text carries rich markup and an ANSI escape prints them as text."""
-    import duckdb
 
     case = tmp_path / "case"
     assert run_irkit("parse", str(EVIDENCE / "issue_38.evtx"), "--case", str(case)).returncode == 0
     hostile = "[bold red]PWNED[/] \x1b[2J\x1b[31mred"
-    with duckdb.connect(str(case / "irkit.duckdb")) as db:
-        db.execute("UPDATE events SET message = ?, host = ?", [hostile, "[link=x]h[/link]"])
+    from irkit.case import Case
+
+    with Case(case) as store:  # rewrite the one event part with hostile text
+        (name,) = store.db.execute("SELECT file FROM parts").fetchone()
+        part = store.events_dir / name
+        store.db.execute(
+            f"COPY (SELECT * REPLACE (? AS message, ? AS host) FROM read_parquet('{part}')) "
+            f"TO '{part}.new' (FORMAT parquet)",
+            [hostile, "[link=x]h[/link]"],
+        )
+    Path(f"{part}.new").replace(part)
     result = run_irkit("timeline", str(case), "--format", "table")
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout

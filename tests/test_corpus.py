@@ -9,8 +9,9 @@ import csv
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
+
+from irkit.case import Case
 
 from .conftest import EVTX_CORPUS_DIRS, run_irkit
 from .test_export import assert_no_formula, assert_timesketch_ready
@@ -40,7 +41,8 @@ def test_every_file_yields_at_least_its_inventory(
     distinct = {row["sha256"] for row in rows}
     assert summary["files_parsed"] + summary["files_already_in_case"] == 308
     assert summary["files_parsed"] == len(distinct)  # byte-identical copies are parsed once
-    with duckdb.connect(str(case / "irkit.duckdb"), read_only=True) as db:
+    with Case(case, read_only=True) as store:
+        db = store.db
         stored = dict(db.execute("SELECT sha256, records FROM evidence").fetchall())
         per_file = dict(
             db.execute("SELECT evidence_sha256, count(*) FROM events GROUP BY 1").fetchall()

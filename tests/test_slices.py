@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
+from irkit.case import Case
 from irkit.ingest import ParseOptions, parse_evidence
 
 from .conftest import DIRTY, EVIDENCE
 
 
 def events(case: Path) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(case / "irkit.duckdb"), read_only=True) as db:
+    with Case(case, read_only=True) as store:
+        db = store.db
         return db.execute(
             "SELECT uid, ts, event_id, record, fields::VARCHAR, message FROM events ORDER BY uid"
         ).fetchall()
