@@ -260,3 +260,35 @@ def test_table_output_escapes_markup_and_ansi(tmp_path: Path) -> None:
     assert "\x1b" not in result.stdout
     assert "[bold red]PWNED[/]" in result.stdout
     assert "\\x1b[2J" in result.stdout
+
+
+def test_crosscheck_lists_disagreeing_files(tmp_path: Path) -> None:
+    result = run_irkit("crosscheck", str(DIRTY), "--json")
+    assert result.returncode == ExitCode.OK, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files"] == 3
+    rows = {Path(r["path"]).name: r for r in report["disagree"]}
+    # python-evtx reads on past damage and into the cut chunk; pyevtx-rs stops there.
+    assert rows["System2.evtx"]["evtx_records"] == 194
+    assert rows["System2.evtx"]["python_evtx_records"] == 283
+    assert rows["sample_with_a_bad_chunk_magic.evtx"]["only_python_evtx"] == 31
+    assert "sysmon.evtx" not in rows
+    assert all(r["differing"] == 0 for r in rows.values())
+
+
+def test_parse_with_cross_check_and_the_python_engine(tmp_path: Path) -> None:
+    result = run_irkit(
+        "parse",
+        str(DIRTY),
+        "--case",
+        str(tmp_path / "c"),
+        "--json",
+        "--cross-check",
+        "--evtx-engine",
+        "python-evtx",
+    )
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    data = json.loads(result.stdout)
+    assert data["records"] == 358 + 301 + 283
+    assert data["cross_check"]["files"] == 3
+    assert len(data["cross_check"]["disagree"]) == 2

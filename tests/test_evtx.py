@@ -147,3 +147,16 @@ def test_bundled_samples_read_cleanly(name: str) -> None:
     rows, stats = parse(EVIDENCE / name)
     assert rows and stats.warnings == []
     assert all(r[0] for r in rows), "every record has a SystemTime"
+
+
+def test_broken_engine_json_is_a_skipped_record_not_a_crash(tmp_path: Path) -> None:
+    """One damaged byte in a name makes pyevtx-rs emit invalid JSON for that record."""
+    data = bytearray((EVIDENCE / "new-user-security.evtx").read_bytes())
+    data[0x164E] = 0x01  # the 'C' of 'Computer' in the chunk's string table
+    damaged = tmp_path / "damaged.evtx"
+    damaged.write_bytes(bytes(data))
+    rows, stats = parse(damaged)
+    assert stats.status == "partial"
+    assert stats.skipped_records + len(rows) == 4
+    assert stats.skipped_records >= 1
+    assert any(w.kind == "bad-record" and "JSON" in w.message for w in stats.warnings)

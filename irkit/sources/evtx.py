@@ -271,10 +271,19 @@ def iter_fast(
         records: Iterator[Any] = parser.records_json()
         try:
             for record in records:
+                try:
+                    event = orjson.loads(record["data"]).get("Event")
+                except orjson.JSONDecodeError as exc:
+                    # pyevtx-rs writes control characters of damaged names unescaped.
+                    rid = record["event_record_id"]
+                    ctx.warn("bad-record", f"record {rid}: the engine's JSON is broken: {exc}")
+                    ctx.stats.skipped_records += 1
+                    ctx.stats.status = "partial"
+                    continue
                 yield (
                     record["event_record_id"],
                     record["timestamp"],
-                    orjson.loads(record["data"]).get("Event", {}),
+                    event if type(event) is dict else {},
                 )
         except (RuntimeError, OSError) as exc:
             ctx.warn("read-error", f"stopped reading: {exc}")
