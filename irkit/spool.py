@@ -73,11 +73,15 @@ def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any
     import pyarrow as pa
 
     count = len(rows)
-    columns = list(zip(*rows, strict=True))
-    by_name = {name: columns[i] for i, name in enumerate(ROW_COLUMNS)}
+    # One comprehension per column: several times faster than zip(*rows) on big batches.
+    by_name: dict[str, list[Any]] = {
+        name: [row[i] for row in rows] for i, name in enumerate(ROW_COLUMNS)
+    }
     arrays: dict[str, Any] = {
         "uid": pa.array([uid(sha256, r[_RECORD], r[_DESC]) for r in rows], pa.string()),
-        "ts": to_timestamps(list(by_name["ts"])),
+        "ts": to_timestamps(by_name["ts"]),
+        # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
+        "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
         "source": pa.nulls(count, pa.string()).fill_null(source),
         "evidence": pa.nulls(count, pa.string()).fill_null(evidence),
         "evidence_sha256": pa.nulls(count, pa.string()).fill_null(sha256),

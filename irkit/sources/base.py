@@ -9,8 +9,9 @@ from typing import ClassVar, Protocol
 from irkit.model import FileStats, ParseWarning
 
 #: One timeline row in ``irkit.model.ROW_COLUMNS`` order (the per-file columns, source and
-#: evidence, are added by the sink); tuples keep the hot loop cheap.
-Row = tuple[str, str, str, str, str, str, str, str, str]
+#: evidence, are added by the sink); tuples keep the hot loop cheap. ``fields`` is the
+#: JSON object as the UTF-8 bytes orjson writes.
+Row = tuple[str, str, str, str, str, str, str, bytes, str]
 
 
 class RowSink(Protocol):

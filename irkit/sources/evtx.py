@@ -198,7 +198,7 @@ def build_row(
         event_user(flat),
         flat.get("EventID", ""),
         catalog.render(flat, n_system),
-        orjson.dumps(flat).decode(),
+        orjson.dumps(flat),
         record,
     )
 
