@@ -33,9 +33,6 @@ PART_COLUMNS: Final = (
     "evidence_sha256",
     "record",
 )
-_TS: Final = ROW_COLUMNS.index("ts")
-_DESC: Final = ROW_COLUMNS.index("ts_desc")
-_RECORD: Final = ROW_COLUMNS.index("record")
 
 
 def uid(sha256: str, record: str, ts_desc: str) -> str:
@@ -78,7 +75,13 @@ def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any
         name: [row[i] for row in rows] for i, name in enumerate(ROW_COLUMNS)
     }
     arrays: dict[str, Any] = {
-        "uid": pa.array([uid(sha256, r[_RECORD], r[_DESC]) for r in rows], pa.string()),
+        "uid": pa.array(
+            [
+                uid(sha256, record, desc)
+                for record, desc in zip(by_name["record"], by_name["ts_desc"], strict=True)
+            ],
+            pa.string(),
+        ),
         "ts": to_timestamps(by_name["ts"]),
         # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
         "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
