@@ -32,9 +32,10 @@ from irkit.spool import DEFAULT_BATCH, SpoolWriter
 
 HASH_BLOCK: Final = 1 << 20
 WORKER_PRELOAD: Final = ("irkit.ingest", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
-#: EVTX files at least this big are parsed as slices of SLICE_CHUNKS chunks by all workers.
+#: EVTX files at least this big are parsed as slices of SLICE_CHUNKS chunks (4 MiB) by all
+#: workers.
 SLICE_THRESHOLD: Final = 48 << 20
-SLICE_CHUNKS: Final = 256
+SLICE_CHUNKS: Final = 64
 PROGRESS_EVERY: Final = 5_000
 
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from irkit.model import ROW_COLUMNS
 from irkit.sources.base import Row
 
-DEFAULT_BATCH: Final = 20_000
+DEFAULT_BATCH: Final = 10_000
 #: Column order of the event Parquet files (docs/schema.md).
 PART_COLUMNS: Final = (
     "uid",
