@@ -8,7 +8,7 @@ from irkit.sources import SOURCES, sniff
 
 from .conftest import DATA, REPO
 
-HELPERS = {"__init__", "base", "evtx_python"}  # evtx_python is the evtx source's second engine
+HELPERS = {"__init__", "base", "evtx_python", "evtx_binxml", "evtx_values"}  # evtx engine 2
 
 
 def test_every_source_module_is_registered_documented_and_sampled() -> None:
