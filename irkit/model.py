@@ -29,8 +29,23 @@ ROW_COLUMNS: Final[tuple[str, ...]] = (
 #: Columns that are the same for every row of one evidence file: the spool adds them.
 FILE_COLUMNS: Final[tuple[str, ...]] = ("source", "evidence", "evidence_sha256")
 
-#: Every column of a batch handed to the store.
-EVENT_COLUMNS: Final[tuple[str, ...]] = (*ROW_COLUMNS, *FILE_COLUMNS)
+#: The columns of the stored events (the Parquet parts, the ``events`` view), in order.
+EVENT_COLUMNS: Final[tuple[str, ...]] = (
+    "uid",
+    "ts",
+    "ts_desc",
+    "source",
+    "artifact",
+    "host",
+    "user",
+    "event_id",
+    "message",
+    "fields",
+    "evidence",
+    "evidence_sha256",
+    "record",
+)
+assert set(EVENT_COLUMNS) == {"uid", *ROW_COLUMNS, *FILE_COLUMNS}
 
 #: Columns of an exported timeline row before the event's own fields.
 EXPORT_COLUMNS: Final[tuple[str, ...]] = (

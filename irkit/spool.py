@@ -13,26 +13,10 @@ import hashlib
 from pathlib import Path
 from typing import Any, Final
 
-from irkit.model import ROW_COLUMNS
+from irkit.model import EVENT_COLUMNS, ROW_COLUMNS
 from irkit.sources.base import Row
 
 DEFAULT_BATCH: Final = 10_000
-#: Column order of the event Parquet files (docs/schema.md).
-PART_COLUMNS: Final = (
-    "uid",
-    "ts",
-    "ts_desc",
-    "source",
-    "artifact",
-    "host",
-    "user",
-    "event_id",
-    "message",
-    "fields",
-    "evidence",
-    "evidence_sha256",
-    "record",
-)
 
 
 def uid(sha256: str, record: str, ts_desc: str) -> str:
@@ -92,7 +76,7 @@ def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any
     for name in ROW_COLUMNS:
         if name not in arrays:
             arrays[name] = pa.array(by_name[name], pa.string())
-    return pa.Table.from_arrays([arrays[n] for n in PART_COLUMNS], names=list(PART_COLUMNS))
+    return pa.Table.from_arrays([arrays[n] for n in EVENT_COLUMNS], names=list(EVENT_COLUMNS))
 
 
 class SpoolWriter:
