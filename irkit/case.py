@@ -32,7 +32,7 @@ SCHEMA_VERSION: Final = 2
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS parts (
-        file VARCHAR PRIMARY KEY, sha256 VARCHAR, rows BIGINT
+        file VARCHAR, sha256 VARCHAR, rows BIGINT, PRIMARY KEY (file, sha256)
     )""",
     """CREATE TABLE IF NOT EXISTS evidence (
         sha256 VARCHAR PRIMARY KEY,
@@ -140,9 +140,8 @@ class Case:
         return self.root / EVENTS_DIR
 
     def _parts(self) -> list[str]:
-        return [
-            row[0] for row in self.db.execute("SELECT file FROM parts ORDER BY file").fetchall()
-        ]
+        rows = self.db.execute("SELECT DISTINCT file FROM parts ORDER BY file").fetchall()
+        return [row[0] for row in rows]
 
     def _refresh_view(self) -> None:
         """``events``: a view over every registered part (none: an empty, typed view)."""
@@ -169,23 +168,26 @@ class Case:
         rows = self.db.execute("SELECT sha256 FROM evidence WHERE status <> 'failed'").fetchall()
         return {row[0] for row in rows}
 
-    def _take(self, stats: FileStats) -> list[tuple[str, str, int]]:
-        """Move a file's parts into events/ (small files' tables written as one part)."""
+    def _take(self, batch: Sequence[FileStats]) -> list[tuple[str, str, int]]:
+        """Move the files' parts into events/; small files' tables become one shared part
+        (thousands of small logs must not become thousands of Parquet files)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         taken = []
-        if stats.tables:
-            table = pa.concat_tables(stats.tables)
-            name = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}.parquet"
+        small = [stats for stats in batch if stats.tables]
+        if small:
+            table = pa.concat_tables([t for st in small for t in st.tables]).combine_chunks()
+            name = f"batch-{uuid.uuid4().hex}.parquet"
             pq.write_table(table, self.events_dir / name, compression="snappy")
-            taken.append((name, stats.sha256, table.num_rows))
-        for part in stats.spool:
-            source = Path(part)
-            rows = pq.ParquetFile(source).metadata.num_rows
-            source.replace(self.events_dir / source.name)
-            taken.append((source.name, stats.sha256, rows))
-        stats.tables, stats.spool = [], []
+            taken += [(name, st.sha256, sum(t.num_rows for t in st.tables)) for st in small]
+        for stats in batch:
+            for part in stats.spool:
+                source = Path(part)
+                rows = pq.ParquetFile(source).metadata.num_rows
+                source.replace(self.events_dir / source.name)
+                taken.append((source.name, stats.sha256, rows))
+            stats.tables, stats.spool = [], []
         return taken
 
     def _register(self, taken: list[tuple[str, str, int]]) -> None:
@@ -216,7 +218,7 @@ class Case:
         for stats in batch:
             if stats.sliced:
                 self._unique_records(stats)
-        taken = [item for stats in batch for item in self._take(stats)]
+        taken = self._take(batch)
         now = dt.datetime.now(dt.UTC)
         db = self.db
         db.execute("BEGIN TRANSACTION")
@@ -256,7 +258,7 @@ class Case:
         records the whole file (a dead run's slices are removed on the next open)."""
         db = self.db
         db.execute("INSERT OR IGNORE INTO ingesting VALUES (?)", [stats.sha256])
-        taken = self._take(stats)
+        taken = self._take([stats])
         db.execute("BEGIN TRANSACTION")
         try:
             self._register(taken)
