@@ -133,8 +133,11 @@ class Progress:
     def records(self, count: int) -> None:
         """``count`` more records were parsed."""
 
+    def advance(self, nbytes: int) -> None:
+        """A slice of ``nbytes`` of a big file is finished."""
+
     def file_done(self, stats: FileStats) -> None:
-        """One file is finished (parsed, skipped or failed)."""
+        """One file is finished (parsed, skipped or failed); a sliced one has advanced already."""
 
 
 def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
@@ -365,8 +368,10 @@ def parse_evidence(
                 if done.of is None:
                     batch.add(done.stats)
                     progress.file_done(done.stats)
-                elif (whole := batch.add_slice(done)) is not None:
-                    progress.file_done(whole)
+                else:
+                    progress.advance(done.nbytes)
+                    if (whole := batch.add_slice(done)) is not None:
+                        progress.file_done(whole)
             batch.flush()
         finally:
             shutil.rmtree(spool, ignore_errors=True)
@@ -508,6 +513,7 @@ class _Done:
     of: Candidate | None = None
     index: int = 0
     total: int = 1
+    nbytes: int = 0
 
 
 def _run(
@@ -579,6 +585,8 @@ def _run(
                 if index < 0:
                     yield _Done(stats)
                 else:
-                    yield _Done(stats, candidate, index, len(slices[candidate]))
+                    first, last = slices[candidate][index]
+                    nbytes = min(candidate.size, 4096 + last * 65536) - (4096 + first * 65536)
+                    yield _Done(stats, candidate, index, len(slices[candidate]), max(nbytes, 0))
         while not queue.empty():
             progress.records(queue.get())

@@ -55,11 +55,17 @@ class RichProgress(ParseProgress):
         if self.task is not None:
             self.bar.update(self.task, records=self.count)
 
+    def advance(self, nbytes: int) -> None:
+        """A slice of a big file is done: advance by its bytes."""
+        if self.task is not None:
+            self.bar.update(self.task, advance=nbytes, records=self.count)
+
     def file_done(self, stats: FileStats) -> None:
-        """Advance by one file and its bytes."""
+        """Advance by one file and its bytes (a sliced file's bytes are in already)."""
         self.files += 1
         if self.task is not None:
-            self.bar.update(self.task, advance=stats.size, files=self.files, records=self.count)
+            advance = 0 if stats.sliced else stats.size
+            self.bar.update(self.task, advance=advance, files=self.files, records=self.count)
 
     def stop(self) -> None:
         """Remove the bar."""
