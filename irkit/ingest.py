@@ -10,12 +10,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import datetime as dt
-import hashlib
 import multiprocessing as mp
 import os
 import resource
 import shutil
-import stat
 import sys
 import time
 import uuid
@@ -24,29 +22,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from irkit.case import Case
+from irkit.discovery import Candidate, discover, sha256_file
 from irkit.errors import EvidenceError, ExitCode, UsageError
 from irkit.model import FileStats, ParseWarning
-from irkit.sources import HEAD_SIZE, PROMISED_BY_SUFFIX, by_name, sniff
+from irkit.sources import by_name
 from irkit.sources.base import ParseContext
 from irkit.spool import DEFAULT_BATCH, SpoolWriter
 
-HASH_BLOCK: Final = 1 << 20
 WORKER_PRELOAD: Final = ("irkit.ingest", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
 #: EVTX files at least this big are parsed as slices of SLICE_CHUNKS chunks (4 MiB) by all
 #: workers.
 SLICE_THRESHOLD: Final = 48 << 20
 SLICE_CHUNKS: Final = 64
 PROGRESS_EVERY: Final = 5_000
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Candidate:
-    """A file found under the evidence paths that a source recognised."""
-
-    path: Path
-    display: str
-    size: int
-    kind: str
 
 
 @dataclasses.dataclass(slots=True)
@@ -138,86 +126,6 @@ class Progress:
 
     def file_done(self, stats: FileStats) -> None:
         """One file is finished (parsed, skipped or failed); a sliced one has advanced already."""
-
-
-def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
-    def on_error(exc: OSError) -> None:
-        warnings.append(
-            ParseWarning(str(exc.filename), "unreadable-directory", exc.strerror or str(exc))
-        )
-
-    return on_error
-
-
-def _iter_files(root: Path, warnings: list[ParseWarning]) -> Iterator[Path]:
-    """Regular files under ``root`` in a stable order; links are not followed."""
-    if root.is_symlink() and not root.exists():
-        warnings.append(ParseWarning(str(root), "broken-link", "symbolic link to nothing"))
-        return
-    if root.is_file():
-        yield root
-        return
-    for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error(warnings)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
-
-
-def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning], int]:
-    """Find recognised files under ``paths``; returns candidates, warnings, unrecognised count."""
-    candidates: list[Candidate] = []
-    warnings: list[ParseWarning] = []
-    unrecognised = 0
-    for root in paths:
-        if not root.exists() and not root.is_symlink():
-            raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
-        explicit = not root.is_dir()
-        for path in _iter_files(root, warnings):
-            display = str(path)
-            try:
-                info = path.lstat()
-                if not stat.S_ISREG(info.st_mode):
-                    continue
-                with path.open("rb") as handle:
-                    head = handle.read(HEAD_SIZE)
-            except FileNotFoundError:
-                warnings.append(
-                    ParseWarning(display, "vanished", "file disappeared before reading")
-                )
-                continue
-            except OSError as exc:
-                warnings.append(ParseWarning(display, "unreadable", exc.strerror or str(exc)))
-                continue
-            source = sniff(head, path)
-            if source is not None:
-                candidates.append(Candidate(path, display, info.st_size, source.name))
-                continue
-            promised = PROMISED_BY_SUFFIX.get(path.suffix.lower())
-            if promised or explicit:
-                what = (
-                    f"not an {promised.upper()} file" if promised else "not a recognised artifact"
-                )
-                detail = "empty file" if info.st_size == 0 else "content does not match"
-                warnings.append(ParseWarning(display, "unrecognised", f"{what} ({detail})"))
-            else:
-                unrecognised += 1
-    return candidates, warnings, unrecognised
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """sha256 and size of a file, read once, read-only (no atime update where allowed)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
-    try:
-        fd = os.open(path, flags)
-    except PermissionError:
-        fd = os.open(path, os.O_RDONLY)
-    digest = hashlib.sha256()
-    size = 0
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 # Per worker process: where progress goes.

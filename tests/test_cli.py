@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from irkit.discovery import Candidate
 from irkit.errors import ExitCode
-from irkit.ingest import Candidate, ParseOptions, parse_file
+from irkit.ingest import ParseOptions, parse_file
 
 from .conftest import DIRTY, EVIDENCE, run_irkit
 
@@ -170,7 +171,7 @@ def test_unreadable_directory_is_a_warning(tmp_path: Path) -> None:
 
 def test_unreadable_directory_walk_error_is_counted(tmp_path: Path) -> None:
     """As root nothing is unreadable, so drive the walk's error path with a real OSError."""
-    from irkit.ingest import _walk_error
+    from irkit.discovery import _walk_error
     from irkit.model import ParseWarning
 
     found: list[ParseWarning] = []

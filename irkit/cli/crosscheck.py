@@ -26,7 +26,7 @@ SHOW_IDS = 10
 def run_crosscheck(paths: list[Path], workers: int, *, quiet: bool) -> dict[str, Any]:
     """Compare the engines on every EVTX under ``paths``; render unless quiet; return data."""
     from irkit.crosscheck import crosscheck_files
-    from irkit.ingest import discover
+    from irkit.discovery import discover
 
     candidates, _, _ = discover(paths)
     files = [c.path for c in candidates if c.kind == "evtx"]

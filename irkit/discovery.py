@@ -1,0 +1,111 @@
+"""Finding evidence: walk files and folders, recognise each file by its content, hash it.
+
+A file is recognised by its first bytes, never by its name alone; links are not followed;
+an unreadable folder or a file that vanishes is a counted warning, not the end of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Final
+
+from irkit.errors import EvidenceError
+from irkit.model import ParseWarning
+from irkit.sources import HEAD_SIZE, PROMISED_BY_SUFFIX, sniff
+
+HASH_BLOCK: Final = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file found under the evidence paths that a source recognised."""
+
+    path: Path
+    display: str
+    size: int
+    kind: str
+
+
+def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
+    def on_error(exc: OSError) -> None:
+        warnings.append(
+            ParseWarning(str(exc.filename), "unreadable-directory", exc.strerror or str(exc))
+        )
+
+    return on_error
+
+
+def _iter_files(root: Path, warnings: list[ParseWarning]) -> Iterator[Path]:
+    """Regular files under ``root`` in a stable order; links are not followed."""
+    if root.is_symlink() and not root.exists():
+        warnings.append(ParseWarning(str(root), "broken-link", "symbolic link to nothing"))
+        return
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_walk_error(warnings)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning], int]:
+    """Find recognised files under ``paths``; returns candidates, warnings, unrecognised count."""
+    candidates: list[Candidate] = []
+    warnings: list[ParseWarning] = []
+    unrecognised = 0
+    for root in paths:
+        if not root.exists() and not root.is_symlink():
+            raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
+        explicit = not root.is_dir()
+        for path in _iter_files(root, warnings):
+            display = str(path)
+            try:
+                info = path.lstat()
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                with path.open("rb") as handle:
+                    head = handle.read(HEAD_SIZE)
+            except FileNotFoundError:
+                warnings.append(
+                    ParseWarning(display, "vanished", "file disappeared before reading")
+                )
+                continue
+            except OSError as exc:
+                warnings.append(ParseWarning(display, "unreadable", exc.strerror or str(exc)))
+                continue
+            source = sniff(head, path)
+            if source is not None:
+                candidates.append(Candidate(path, display, info.st_size, source.name))
+                continue
+            promised = PROMISED_BY_SUFFIX.get(path.suffix.lower())
+            if promised or explicit:
+                what = (
+                    f"not an {promised.upper()} file" if promised else "not a recognised artifact"
+                )
+                detail = "empty file" if info.st_size == 0 else "content does not match"
+                warnings.append(ParseWarning(display, "unrecognised", f"{what} ({detail})"))
+            else:
+                unrecognised += 1
+    return candidates, warnings, unrecognised
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """sha256 and size of a file, read once, read-only (no atime update where allowed)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
