@@ -293,3 +293,47 @@ def test_parse_with_cross_check_and_the_python_engine(tmp_path: Path) -> None:
     assert data["records"] == 358 + 301 + 283
     assert data["cross_check"]["files"] == 3
     assert len(data["cross_check"]["disagree"]) == 2
+
+
+def test_sigterm_stops_cleanly_without_orphans(tmp_path: Path) -> None:
+    """A killed run (a script's timeout) exits 130 with one line and leaves no workers."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    data = (DIRTY / "sysmon.evtx").read_bytes()
+    for index in range(24):  # distinct copies (one byte of padding differs): no dedup
+        (evidence / f"copy{index}.evtx").write_bytes(data + bytes([index]))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irkit",
+            "parse",
+            str(evidence),
+            "--case",
+            str(tmp_path / "c"),
+            "--evtx-engine",
+            "python-evtx",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    children: list[psutil.Process] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        time.sleep(0.2)
+        children = psutil.Process(process.pid).children(recursive=True)
+    assert children, "no worker processes seen"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == ExitCode.INTERRUPTED
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 
 from irkit import __version__
@@ -38,6 +40,13 @@ app.command("timeline")(timeline.timeline)
 app.command("crosscheck")(crosscheck.crosscheck)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # A TERM (a script's timeout, a job killed) ends the run like Ctrl-C: worker
+    # processes are shut down and the case is left consistent, not orphaned.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     app()
