@@ -447,9 +447,10 @@ def _run(
         # Workers fork from a server that has imported the parsers once.
         context.set_forkserver_preload(list(WORKER_PRELOAD))
     queue = context.SimpleQueue()
-    with cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
-    ) as pool:
+    )
+    try:
         submitted: dict[cf.Future[FileStats], tuple[Candidate, int]] = {}
         big_seen: set[str] = set()
         # Biggest files first, so one huge log does not start last and run alone.
@@ -498,3 +499,9 @@ def _run(
                     yield _Done(stats, candidate, index, len(slices[candidate]), max(nbytes, 0))
         while not queue.empty():
             progress.records(queue.get())
+    except BaseException:
+        # Ctrl-C, TERM, or the consumer gave up: drop the queued files, do not parse
+        # them all before exiting.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
