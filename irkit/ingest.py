@@ -42,6 +42,7 @@ class ParseOptions:
     """How to parse: engine choice, parallelism, batch size."""
 
     evtx_engine: str = "evtx"
+    recover: bool = False
     workers: int = 0
     batch: int = DEFAULT_BATCH
     slice_bytes: int = SLICE_THRESHOLD
@@ -209,7 +210,7 @@ def parse_file(
     constants = (candidate.kind, candidate.display, stats.sha256)
     sink = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
     sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
-    opts = {"evtx_engine": options.evtx_engine}
+    opts = {"evtx_engine": options.evtx_engine, "recover": "1" if options.recover else ""}
     if span is not None:
         opts["chunks"] = f"{span[0]}:{span[1]}"
     ctx = ParseContext(candidate.path, candidate.display, stats.sha256, stats, opts)

@@ -18,6 +18,13 @@ Engine = Annotated[
         help="EVTX engine: evtx (fast, Rust) or python-evtx (pure Python, reads inactive chunks).",
     ),
 ]
+Recover = Annotated[
+    bool,
+    typer.Option(
+        "--recover",
+        help="Read damaged EVTX again with python-evtx and add the records only it can read.",
+    ),
+]
 Workers = Annotated[
     int, typer.Option("--workers", "-j", help="Parser processes (default: one per core).", min=0)
 ]
@@ -41,6 +48,7 @@ def run_parse(
     engine: str,
     workers: int,
     quiet: bool,
+    recover: bool = False,
 ) -> object:
     """Parse with a progress bar when on a terminal; returns the ParseSummary."""
     from irkit.cli.common import show_progress, stderr_console
@@ -53,7 +61,7 @@ def run_parse(
         return parse_evidence(
             evidence,
             case,
-            ParseOptions(evtx_engine=engine, workers=workers),
+            ParseOptions(evtx_engine=engine, workers=workers, recover=recover),
             progress,
             command=sys.argv,
         )
@@ -67,6 +75,7 @@ def parse(
     evidence: Annotated[list[Path], typer.Argument(help="Evidence files or folders (read-only).")],
     case: CaseDir = Path("irkit-case"),
     evtx_engine: Engine = "evtx",
+    recover: Recover = False,
     workers: Workers = 0,
     cross_check: Annotated[
         bool,
@@ -81,7 +90,7 @@ def parse(
     from irkit.cli.summary import render_summary
     from irkit.ingest import ParseSummary
 
-    summary = run_parse(evidence, case, evtx_engine, workers, quiet)
+    summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover)
     assert isinstance(summary, ParseSummary)
     data = summary.as_dict()
     code = int(summary.exit_code)

@@ -20,6 +20,7 @@ from irkit.cli.common import human_bytes, safe_text
 from irkit.ingest import ParseSummary
 from irkit.ingest import Progress as ParseProgress
 from irkit.model import FileStats
+from irkit.sources.evtx import DAMAGE
 
 MAX_FILES_SHOWN = 20
 
@@ -101,6 +102,15 @@ def render_summary(console: Console, summary: ParseSummary) -> None:
     console.print(table)
     if summary.warnings:
         render_warnings(console, summary)
+    kinds = {w.kind for w in summary.warnings}
+    if kinds & DAMAGE and "recovered" not in kinds:
+        console.print(
+            Text("hint: ", style="yellow")
+            + Text(
+                "damaged logs: `irkit parse --recover` (or `irkit crosscheck`) may find "
+                "records past the damage that the fast engine cannot read"
+            )
+        )
 
 
 def render_warnings(console: Console, summary: ParseSummary) -> None:

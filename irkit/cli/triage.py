@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, safe_text
-from irkit.cli.parse import Engine, Workers, run_parse
+from irkit.cli.parse import Engine, Recover, Workers, run_parse
 
 TIMELINE_NAME = "timeline.csv"
 
@@ -20,6 +20,7 @@ def triage(
         Path, typer.Option("--out", "-o", help="Output folder: the case and timeline.csv.")
     ] = Path("irkit-triage"),
     evtx_engine: Engine = "evtx",
+    recover: Recover = False,
     workers: Workers = 0,
     quiet: Quiet = False,
     json_out: JsonOut = False,
@@ -33,7 +34,7 @@ def triage(
     from irkit.ingest import ParseSummary
     from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
 
-    summary = run_parse(path, out, evtx_engine, workers, quiet)
+    summary = run_parse(path, out, evtx_engine, workers, quiet, recover)
     assert isinstance(summary, ParseSummary)
     timeline_path = out / TIMELINE_NAME
     with Case(out, read_only=True) as store:

@@ -419,11 +419,55 @@ class EvtxSource:
             source = read_slice(ctx.path, first, last)
         else:
             chunk_warnings(ctx.path, ctx)
+        recover = ctx.options.get("recover") == "1" and not span
+        seen: set[int] = set()
         for rid, hdr_ts, event in iter_fast(ctx.path, ctx, source):
             flat, n_system = flatten_event(event)
-            key = keys.key(record_id(flat, rid))
-            add(build_row(flat, n_system, key, hdr_ts, catalog))
+            number = record_id(flat, rid)
+            if recover:
+                seen.add(number)
+            add(build_row(flat, n_system, keys.key(number), hdr_ts, catalog))
             ctx.stats.records += 1
+        if recover and any(w.kind in DAMAGE for w in ctx.stats.warnings):
+            self._recover(ctx, sink, keys, seen, catalog)
+
+    @staticmethod
+    def _recover(
+        ctx: ParseContext,
+        sink: RowSink,
+        keys: RecordKeys,
+        seen: set[int],
+        catalog: MessageCatalog,
+    ) -> None:
+        """Read a damaged log again with python-evtx and add the records only it can read.
+
+        python-evtx resumes after a damaged record and reads a cut last chunk; pyevtx-rs
+        stops at both. Both engines flatten identically, so the added rows are the same
+        as if one engine had read everything.
+        """
+        from irkit.model import FileStats
+        from irkit.sources.evtx_python import iter_python
+
+        # The second pass's own warnings repeat the first's: counted apart, not reported.
+        second = ParseContext(ctx.path, ctx.display, ctx.sha256, FileStats(ctx.display))
+        recovered = 0
+        for rid, hdr_ts, flat, n_system in iter_python(ctx.path, second):
+            number = record_id(flat, rid)
+            if number in seen:
+                continue
+            seen.add(number)
+            sink.add(build_row(flat, n_system, keys.key(number), hdr_ts, catalog))
+            recovered += 1
+        ctx.stats.records += recovered
+        if recovered:
+            ctx.warn(
+                "recovered",
+                f"{recovered} records past the damage were recovered with python-evtx",
+            )
+
+
+#: Warning kinds that mean records may have been lost.
+DAMAGE: Final = frozenset({"truncated", "bad-record", "bad-chunk", "zeroed-chunk"})
 
 
 def chunk_count(size: int) -> int:
