@@ -27,6 +27,7 @@ from irkit.errors import EvidenceError, ExitCode, UsageError
 from irkit.model import FileStats, ParseWarning
 from irkit.sources import by_name
 from irkit.sources.base import ParseContext
+from irkit.sources.evtx import CHUNK_SIZE, ENGINES, FILE_HEADER_SIZE
 from irkit.spool import DEFAULT_BATCH, SpoolWriter
 
 WORKER_PRELOAD: Final = ("irkit.ingest", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
@@ -226,7 +227,12 @@ def parse_file(
     else:
         stats.spool = sink.parts
         stats.tables = sink.tables
-        if stats.records == 0 and stats.status == "ok" and candidate.size > 4096 and not span:
+        if (
+            stats.records == 0
+            and stats.status == "ok"
+            and candidate.size > FILE_HEADER_SIZE
+            and not span
+        ):
             stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
             stats.status = "partial"
     stats.seconds = time.perf_counter() - started
@@ -250,7 +256,7 @@ def parse_evidence(
     """Parse every recognised file under ``paths`` into the case at ``case_dir``."""
     options = options or ParseOptions()
     progress = progress or Progress()
-    if options.evtx_engine not in ("evtx", "python-evtx"):
+    if options.evtx_engine not in ENGINES:
         raise UsageError(
             f"unknown EVTX engine {options.evtx_engine!r}", hint="use evtx or python-evtx"
         )
@@ -496,7 +502,9 @@ def _run(
                     yield _Done(stats)
                 else:
                     first, last = slices[candidate][index]
-                    nbytes = min(candidate.size, 4096 + last * 65536) - (4096 + first * 65536)
+                    nbytes = min(candidate.size, FILE_HEADER_SIZE + last * CHUNK_SIZE) - (
+                        FILE_HEADER_SIZE + first * CHUNK_SIZE
+                    )
                     yield _Done(stats, candidate, index, len(slices[candidate]), max(nbytes, 0))
         while not queue.empty():
             progress.records(queue.get())

@@ -65,25 +65,6 @@ EXPORT_COLUMNS: Final[tuple[str, ...]] = (
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Event:
-    """One timeline row as the library hands it to callers (exports, tests)."""
-
-    ts: dt.datetime
-    ts_desc: str
-    source: str
-    artifact: str
-    host: str
-    user: str
-    event_id: str
-    message: str
-    fields: dict[str, str]
-    evidence: str
-    evidence_sha256: str
-    record: str
-    uid: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class ParseWarning:
     """A counted, named problem with one input: the run goes on."""
 

@@ -48,10 +48,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from irkit.sources.base import ParseContext
-from irkit.sources.evtx import flatten_event
+from irkit.sources.evtx import CHUNK_SIZE, flatten_event
 from irkit.sources.evtx_binxml import _Walker, event_of
-
-CHUNK_SIZE: Final = 0x10000
 
 _CHUNK_HEADER_SIZE: Final = 0x200
 

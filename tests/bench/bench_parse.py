@@ -322,33 +322,26 @@ class Bench:
         path.write_text("".join(f"{p}\n" for p in files))
         return path
 
-    def ceiling(self, key: str, label: str, files: Sequence[Path]) -> Sample:
-        """One repeat of the ceiling over ``files``."""
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child-ceiling"]
-        cmd.append(str(self._list(key, files)))
+    def _child(self, key: str, label: str, files: Sequence[Path], flag: str, detail: str) -> Sample:
+        """One repeat of a child-process row (``flag``) over ``files``."""
+        cmd = [sys.executable, str(Path(__file__).resolve()), flag, str(self._list(key, files))]
         row = self.row(key, label, files, cmd)
         sample = measure(cmd, self._workdir(key), self.env)
         data = json.loads(sample.extra.pop("stdout"))
         sample.records = data["records"]
         sample.inner_seconds = data["seconds"]
-        sample.extra["warnings"] = data["warnings"]
+        sample.extra[detail] = data[detail]
         row.samples.append(sample)
         self.log(f"{key}: {sample.records} records in {sample.wall:.2f} s")
         return sample
 
+    def ceiling(self, key: str, label: str, files: Sequence[Path]) -> Sample:
+        """One repeat of the ceiling over ``files``."""
+        return self._child(key, label, files, "--child-ceiling", "warnings")
+
     def python_evtx_lib(self, key: str, label: str, files: Sequence[Path]) -> Sample:
         """One repeat of the python-evtx library over ``files``."""
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child-python-evtx"]
-        cmd.append(str(self._list(key, files)))
-        row = self.row(key, label, files, cmd)
-        sample = measure(cmd, self._workdir(key), self.env)
-        data = json.loads(sample.extra.pop("stdout"))
-        sample.records = data["records"]
-        sample.inner_seconds = data["seconds"]
-        sample.extra["errors"] = data["errors"]
-        row.samples.append(sample)
-        self.log(f"{key}: {sample.records} records in {sample.wall:.2f} s")
-        return sample
+        return self._child(key, label, files, "--child-python-evtx", "errors")
 
     def irkit(
         self, key: str, label: str, files: Sequence[Path], inputs: Sequence[Path], *extra: str
