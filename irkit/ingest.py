@@ -230,6 +230,7 @@ def parse_file(
         if (
             stats.records == 0
             and stats.status == "ok"
+            and candidate.kind == "evtx"  # a text log may hold only timeless lines
             and candidate.size > FILE_HEADER_SIZE
             and not span
         ):
@@ -252,8 +253,13 @@ def parse_evidence(
     options: ParseOptions | None = None,
     progress: Progress | None = None,
     command: Sequence[str] = (),
+    *,
+    allow_empty: bool = False,
 ) -> ParseSummary:
-    """Parse every recognised file under ``paths`` into the case at ``case_dir``."""
+    """Parse every recognised file under ``paths`` into the case at ``case_dir``.
+
+    Finding nothing to parse is an error unless ``allow_empty`` (triage hashes the files).
+    """
     options = options or ParseOptions()
     progress = progress or Progress()
     if options.evtx_engine not in ENGINES:
@@ -267,10 +273,11 @@ def parse_evidence(
     summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=unrecognised)
     summary.files_found = len(candidates)
     summary.warnings.extend(warnings)
-    if not candidates and not warnings:
+    if not candidates and not warnings and not allow_empty:
         raise EvidenceError(
             "no evidence irkit can parse was found under " + ", ".join(map(str, paths)),
-            hint="irkit recognises EVTX files by their ElfFile signature",
+            hint="irkit recognises EVTX, osquery logs and bodyfiles by their content; "
+            "`irkit hash` or `irkit triage` take any file",
         )
     with Case(case_dir, create=True) as case:
         already = frozenset(case.parsed_evidence())

@@ -1,4 +1,4 @@
-"""`irkit timeline CASE`: filter and export the case's events (table, CSV, JSONL)."""
+"""`irkit timeline CASE`: filter and export the case's events (table, CSV, JSONL, bodyfile)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Format(enum.StrEnum):
     table = "table"
     csv = "csv"
     jsonl = "jsonl"
+    bodyfile = "bodyfile"
 
 
 def build_filter(
@@ -50,7 +51,7 @@ def build_filter(
 def write_file(
     selection: Selection, fmt: Format, out: Path, *, excel: bool, field_columns: int
 ) -> int:
-    """Write a CSV or JSONL file atomically (a temporary file renamed into place)."""
+    """Write a CSV, JSONL or bodyfile atomically (a temporary file renamed into place)."""
     tmp = out.with_name(f".{out.name}.irkit-tmp")
     with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
         count = _write(selection, fmt, handle, excel=excel, field_columns=field_columns)
@@ -61,11 +62,23 @@ def write_file(
 def _write(
     selection: Selection, fmt: Format, handle: TextIO, *, excel: bool, field_columns: int
 ) -> int:
+    from irkit.export.bodyfile import BodyfileWriter
     from irkit.export.csv import CsvWriter
     from irkit.export.jsonl import JsonlWriter
 
     if fmt is Format.csv:
         return CsvWriter(field_columns, excel=excel).write(selection, handle)
+    if fmt is Format.bodyfile:
+        writer = BodyfileWriter(field_columns)
+        count = writer.write(selection, handle)
+        if writer.skipped or not count:
+            stderr_console().print(
+                safe_text(
+                    f"bodyfile: {count:,} files from {writer.events:,} file events; "
+                    f"{writer.skipped:,} other events skipped (not file events)"
+                )
+            )
+        return count
     return JsonlWriter(field_columns).write(selection, handle)
 
 

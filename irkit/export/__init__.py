@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Final
 
 from irkit.export.base import Writer
+from irkit.export.bodyfile import BodyfileWriter
 from irkit.export.csv import CsvWriter
 from irkit.export.jsonl import JsonlWriter
 
 #: Every file format ``irkit timeline --format`` writes (``table`` is rendered by the CLI).
-WRITERS: Final[dict[str, type[Writer]]] = {"csv": CsvWriter, "jsonl": JsonlWriter}
+WRITERS: Final[dict[str, type[Writer]]] = {
+    "csv": CsvWriter,
+    "jsonl": JsonlWriter,
+    "bodyfile": BodyfileWriter,
+}

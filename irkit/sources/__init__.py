@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Final
 
 from irkit.sources.base import Source
+from irkit.sources.bodyfile import BodyfileSource
 from irkit.sources.evtx import EvtxSource
+from irkit.sources.osquery import OsquerySource
 
 #: Every source irkit knows, in the order they are tried. tests/test_sources.py checks
 #: that each is registered, documented in docs/sources.md and has a sample in tests/data.
-SOURCES: Final[tuple[Source, ...]] = (EvtxSource(),)
+SOURCES: Final[tuple[Source, ...]] = (EvtxSource(), BodyfileSource(), OsquerySource())
 
 #: Bytes read from the start of a file to recognise it.
 HEAD_SIZE: Final = 4096

@@ -30,6 +30,10 @@ class ParseContext:
     sha256: str
     stats: FileStats
     options: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: When the evidence was collected (ISO 8601, UTC), from a collection manifest; empty
+    #: when unknown. Sources whose records carry no time of their own (``osqueryi --json``
+    #: output) use it, else the file's modification time, and say which in ``ts_desc``.
+    collected_at: str = ""
 
     def warn(self, kind: str, message: str) -> None:
         """Record a counted, named warning for this file; parsing goes on."""
