@@ -20,14 +20,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from irkit.errors import CaseError
-from irkit.model import FileStats, ParseWarning
+from irkit.model import FileStats, Finding, ParseWarning
 
 if TYPE_CHECKING:
     import duckdb
 
 STORE_NAME: Final = "irkit.duckdb"
 EVENTS_DIR: Final = "events"
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -55,6 +55,22 @@ _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS warnings (
         run_id VARCHAR, path VARCHAR, kind VARCHAR, message VARCHAR
     )""",
+    """CREATE TABLE IF NOT EXISTS findings (
+        uid VARCHAR PRIMARY KEY,
+        ts TIMESTAMPTZ,
+        severity VARCHAR,
+        detector VARCHAR,
+        rule VARCHAR,
+        title VARCHAR,
+        description VARCHAR,
+        event_uid VARCHAR,
+        source VARCHAR,
+        host VARCHAR,
+        evidence VARCHAR,
+        record VARCHAR,
+        details JSON,
+        run_id VARCHAR
+    )""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, command VARCHAR, started TIMESTAMPTZ,
         finished TIMESTAMPTZ, summary JSON
@@ -69,6 +85,19 @@ SELECT NULL::VARCHAR AS uid, NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS ts_desc,
        NULL::VARCHAR AS fields, NULL::VARCHAR AS evidence, NULL::VARCHAR AS evidence_sha256,
        NULL::VARCHAR AS record
 WHERE false
+"""
+
+
+#: Findings as timeline rows: same time, host, evidence and record as the event they rest
+#: on, so a stable sort puts each one next to its event.
+_FINDING_ROWS: Final = """
+SELECT uid, ts, 'Finding: ' || severity AS ts_desc, 'finding' AS source, rule AS artifact,
+       host, NULL::VARCHAR AS "user", severity AS event_id,
+       upper(severity) || ' ' || title || ': ' || description AS message,
+       CAST(json_merge_patch(details, json_object('detector', detector, 'rule', rule,
+            'event_uid', event_uid, 'event_source', source)) AS VARCHAR) AS fields,
+       evidence, NULL::VARCHAR AS evidence_sha256, record
+FROM findings
 """
 
 
@@ -148,6 +177,11 @@ class Case:
         files = [str(self.events_dir / name) for name in self._parts()]
         body = f"SELECT * FROM read_parquet({_sql_list(files)})" if files else _EMPTY_EVENTS
         self.db.execute(f"CREATE OR REPLACE TEMP VIEW events AS {body}")
+        has_findings = self.db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'"
+        ).fetchall()[0][0]
+        findings = f" UNION ALL BY NAME {_FINDING_ROWS}" if has_findings else ""
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW timeline AS SELECT * FROM events{findings}")
 
     def _clean_incomplete(self) -> None:
         """Undo what a dead run left: slices of an unfinished big file, unregistered parts."""
@@ -368,3 +402,73 @@ class Case:
         """Number of events in the store."""
         row = self.db.execute("SELECT count(*) FROM events").fetchone()
         return int(row[0]) if row else 0
+
+    def add_events(self, parts: Sequence[Path], label: str) -> int:
+        """Store events spooled as Parquet ``parts`` (any sources), keeping only uids the
+        case does not hold yet; returns the rows added. The parts are removed."""
+        if not parts:
+            return 0
+        files = _sql_list([str(p) for p in parts])
+        name = f"{label}-{uuid.uuid4().hex}.parquet"
+        target = str(self.events_dir / name).replace("'", "''")
+        self.db.execute(
+            f"""COPY (
+                SELECT * FROM read_parquet({files})
+                WHERE uid NOT IN (SELECT uid FROM events)
+                QUALIFY row_number() OVER (PARTITION BY uid ORDER BY record) = 1
+            ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)"""
+        )
+        rows = int(
+            self.db.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
+        )
+        if rows:
+            self.db.execute("BEGIN TRANSACTION")
+            try:
+                self._register([(name, label, rows)])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        else:
+            (self.events_dir / name).unlink(missing_ok=True)
+        for part in parts:
+            Path(part).unlink(missing_ok=True)
+        self._refresh_view()
+        return rows
+
+    def add_findings(self, findings: Sequence[Finding], run_id: str) -> int:
+        """Store findings; one already in the case (same uid) is kept as it was."""
+        if not findings:
+            return 0
+        import pyarrow as pa
+
+        before = self.count_findings()
+        table = pa.table(
+            {
+                "uid": [f.uid for f in findings],
+                "ts": pa.array([f.ts for f in findings], pa.string()),
+                "severity": [str(f.severity) for f in findings],
+                "detector": [f.detector for f in findings],
+                "rule": [f.rule for f in findings],
+                "title": [f.title for f in findings],
+                "description": [f.description for f in findings],
+                "event_uid": [f.event_uid for f in findings],
+                "source": [f.source for f in findings],
+                "host": [f.host for f in findings],
+                "evidence": [f.evidence for f in findings],
+                "record": [f.record for f in findings],
+                "details": [json.dumps(f.details, sort_keys=True) for f in findings],
+                "run_id": [run_id] * len(findings),
+            }
+        )
+        self.db.register("_irkit_findings", table)
+        self.db.execute(
+            "INSERT OR IGNORE INTO findings SELECT * REPLACE (ts::TIMESTAMPTZ AS ts) "
+            "FROM _irkit_findings"
+        )
+        self.db.unregister("_irkit_findings")
+        return self.count_findings() - before
+
+    def count_findings(self) -> int:
+        """Number of findings in the store."""
+        return int(self.db.execute("SELECT count(*) FROM findings").fetchall()[0][0])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
+import hashlib
 from typing import Any, Final
 
 UTC: Final = dt.UTC
@@ -91,3 +93,60 @@ class FileStats:
     spool: list[str] = dataclasses.field(default_factory=list)
     tables: list[Any] = dataclasses.field(default_factory=list)
     sliced: bool = False
+
+
+class Severity(enum.StrEnum):
+    """How urgent a finding is, lowest first (Sigma's levels)."""
+
+    INFORMATIONAL = "informational"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+#: The columns of the ``findings`` table, in order; docs/schema.md documents each one.
+FINDING_COLUMNS: Final[tuple[str, ...]] = (
+    "uid",
+    "ts",
+    "severity",
+    "detector",
+    "rule",
+    "title",
+    "description",
+    "event_uid",
+    "source",
+    "host",
+    "evidence",
+    "record",
+    "details",
+    "run_id",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a detector says deserves a responder's eyes, resting on one event.
+
+    ``uid`` is stable (detector, rule and event), so finding the same thing again in the
+    same case adds nothing. ``details`` holds what matched (the IOC, the rule's fields).
+    """
+
+    ts: str
+    severity: Severity
+    detector: str
+    rule: str
+    title: str
+    description: str
+    event_uid: str
+    source: str
+    host: str
+    evidence: str
+    record: str
+    details: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def uid(self) -> str:
+        """md5 of detector, rule and the event's uid, in hex."""
+        key = f"{self.detector}|{self.rule}|{self.event_uid}"
+        return hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()

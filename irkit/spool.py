@@ -49,11 +49,26 @@ def to_timestamps(texts: list[str]) -> Any:
         return pa.array(values, kind)
 
 
-def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any:
-    """Rows of one evidence file as an Arrow table in the event schema."""
+def _constant(value: str | list[str], count: int) -> Any:
+    import pyarrow as pa
+
+    if isinstance(value, list):
+        return pa.array(value, pa.string())
+    return pa.nulls(count, pa.string()).fill_null(value)
+
+
+def build_table(
+    rows: list[Row], source: str, evidence: str | list[str], sha256: str | list[str]
+) -> Any:
+    """Rows as an Arrow table in the event schema.
+
+    ``evidence`` and ``sha256`` are one value for a whole file's rows, or one per row
+    (``irkit hash``: each file is its own evidence).
+    """
     import pyarrow as pa
 
     count = len(rows)
+    shas = [sha256] * count if isinstance(sha256, str) else sha256
     # One comprehension per column: several times faster than zip(*rows) on big batches.
     by_name: dict[str, list[Any]] = {
         name: [row[i] for row in rows] for i, name in enumerate(ROW_COLUMNS)
@@ -61,8 +76,10 @@ def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any
     arrays: dict[str, Any] = {
         "uid": pa.array(
             [
-                uid(sha256, record, desc)
-                for record, desc in zip(by_name["record"], by_name["ts_desc"], strict=True)
+                uid(sha, record, desc)
+                for sha, record, desc in zip(
+                    shas, by_name["record"], by_name["ts_desc"], strict=True
+                )
             ],
             pa.string(),
         ),
@@ -70,8 +87,8 @@ def build_table(rows: list[Row], source: str, evidence: str, sha256: str) -> Any
         # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
         "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
         "source": pa.nulls(count, pa.string()).fill_null(source),
-        "evidence": pa.nulls(count, pa.string()).fill_null(evidence),
-        "evidence_sha256": pa.nulls(count, pa.string()).fill_null(sha256),
+        "evidence": _constant(evidence, count),
+        "evidence_sha256": _constant(sha256, count),
     }
     for name in ROW_COLUMNS:
         if name not in arrays:

@@ -1,4 +1,8 @@
-"""Selecting timeline rows from a case: filters, stable order, field columns."""
+"""Selecting timeline rows from a case: filters, stable order, field columns.
+
+The timeline is the case's events and its findings (``source`` = ``finding``), each
+finding at the time, host, evidence and record of the event it rests on.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ _SELECT: Final = """
 SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%f+00:00') AS datetime, ts_desc, message,
        epoch_us(ts) AS timestamp, source, artifact, host, "user", event_id, evidence,
        record, uid, fields
-FROM events
+FROM timeline
 """
 
 
@@ -99,14 +103,14 @@ class Selection:
         where, params = flt.sql()
         selection = cls(case, where, params, flt.limit)
         try:
-            case.db.execute(f"SELECT count(*) FROM events{where}", params).fetchone()
+            case.db.execute(f"SELECT count(*) FROM timeline{where}", params).fetchone()
         except Exception as exc:  # duckdb.Error, but duckdb is imported lazily
             raise QueryError(f"the timeline filter is not valid SQL here: {exc}") from exc
         return selection
 
     def count(self) -> int:
         """Rows in the selection (before the limit)."""
-        row = self.case.db.execute(f"SELECT count(*) FROM events{self.where}", self.params)
+        row = self.case.db.execute(f"SELECT count(*) FROM timeline{self.where}", self.params)
         found = row.fetchone()
         return int(found[0]) if found else 0
 
@@ -114,7 +118,7 @@ class Selection:
         """The most common field names in the selection, most frequent first."""
         rows = self.case.db.execute(
             f"""SELECT key, count(*) AS n FROM (
-                    SELECT unnest(json_keys(fields)) AS key FROM events{self.where})
+                    SELECT unnest(json_keys(fields)) AS key FROM timeline{self.where})
                 GROUP BY key ORDER BY n DESC, key LIMIT {int(most)}""",
             self.params,
         ).fetchall()

@@ -225,7 +225,12 @@ def test_triage_writes_timeline_and_leaves_evidence_untouched(
     assert "timeline:" in result.stderr
     with (out / "timeline.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert len(rows) == 1 + 27
+    by_source: dict[str, set[str]] = {}
+    for row in rows[1:]:
+        by_source.setdefault(row[4], set()).add(row[9])
+    assert sum(1 for row in rows if row[4] == "evtx") == 27
+    # Every file and the folder itself as file events, the logs with their parse sha256.
+    assert by_source["file"] == {str(evidence_copy), *(str(p) for p in evidence_copy.iterdir())}
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in evidence_copy.iterdir()}
     assert after == before
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from irkit.cli import app
 from irkit.errors import ExitCode
-from irkit.model import EVENT_COLUMNS
+from irkit.model import EVENT_COLUMNS, FINDING_COLUMNS
 
 from .conftest import REPO
 
@@ -43,6 +43,9 @@ def test_schema_documents_every_column() -> None:
     schema = (DOCS / "schema.md").read_text()
     for column in EVENT_COLUMNS:
         assert f"| `{column}` |" in schema, column
+    findings = schema.split("## Findings", 1)[1]
+    for column in FINDING_COLUMNS:
+        assert f"`{column}`" in findings.split("\n\n`irkit timeline`")[0], column
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -7,7 +7,7 @@ import signal
 import typer
 
 from irkit import __version__
-from irkit.cli import crosscheck, parse, timeline, triage
+from irkit.cli import crosscheck, hashing, parse, timeline, triage
 
 app = typer.Typer(
     name="irkit",
@@ -38,6 +38,7 @@ app.command("triage")(triage.triage)
 app.command("parse")(parse.parse)
 app.command("timeline")(timeline.timeline)
 app.command("crosscheck")(crosscheck.crosscheck)
+app.command("hash")(hashing.hash_command)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -49,6 +49,7 @@ def run_parse(
     workers: int,
     quiet: bool,
     recover: bool = False,
+    allow_empty: bool = False,
 ) -> object:
     """Parse with a progress bar when on a terminal; returns the ParseSummary."""
     from irkit.cli.common import show_progress, stderr_console
@@ -64,6 +65,7 @@ def run_parse(
             ParseOptions(evtx_engine=engine, workers=workers, recover=recover),
             progress,
             command=sys.argv,
+            allow_empty=allow_empty,
         )
     finally:
         if progress is not None:

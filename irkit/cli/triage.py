@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, safe_text
 from irkit.cli.parse import Engine, Recover, Workers, run_parse
+from irkit.errors import ExitCode
+
+if TYPE_CHECKING:
+    from irkit.hashing import HashSummary
+    from irkit.ingest import ParseSummary
 
 TIMELINE_NAME = "timeline.csv"
 
@@ -22,11 +29,16 @@ def triage(
     evtx_engine: Engine = "evtx",
     recover: Recover = False,
     workers: Workers = 0,
+    ioc: Annotated[
+        list[Path] | None,
+        typer.Option("--ioc", help="Hash IOC list (LOKI hash;description, sha256sum, CSV)."),
+    ] = None,
     quiet: Quiet = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Parse all recognised evidence under PATH, write OUT/timeline.csv, print a summary."""
+    """Parse all recognised evidence under PATH, hash the other files, write
+    OUT/timeline.csv, print a summary."""
     from irkit.case import Case
     from irkit.cli.common import stderr_console
     from irkit.cli.summary import render_summary
@@ -34,8 +46,9 @@ def triage(
     from irkit.ingest import ParseSummary
     from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
 
-    summary = run_parse(path, out, evtx_engine, workers, quiet, recover)
+    summary = run_parse(path, out, evtx_engine, workers, quiet, recover, allow_empty=True)
     assert isinstance(summary, ParseSummary)
+    hashed = _hash_files(path, out, summary, ioc)
     timeline_path = out / TIMELINE_NAME
     with Case(out, read_only=True) as store:
         rows = write_file(
@@ -46,11 +59,34 @@ def triage(
             field_columns=DEFAULT_FIELD_COLUMNS,
         )
     data = summary.as_dict()
+    data["hash"] = hashed.as_dict()
     data["timeline"] = {"path": str(timeline_path), "rows": rows}
     if json_out:
         print_json(data)
     elif not quiet:
+        from irkit.cli.hashing import render_hash_summary
+
         console = stderr_console()
         render_summary(console, summary)
+        render_hash_summary(console, hashed, data["hash"])
         console.print(safe_text(f"timeline: {timeline_path} ({rows:,} events)"))
-    raise typer.Exit(int(summary.exit_code))
+    partial = summary.exit_code != ExitCode.OK or hashed.partial
+    raise typer.Exit(int(ExitCode.PARTIAL if partial else ExitCode.OK))
+
+
+def _hash_files(
+    evidence: list[Path], out: Path, summary: ParseSummary, ioc: list[Path] | None
+) -> HashSummary:
+    """Every file under the evidence as file events; files no parser read are hashed
+    (md5, sha1, sha256) and matched against the IOC lists."""
+    from irkit.hashing import HashOptions, run_hash
+    from irkit.ioc import load_iocs
+
+    known = {os.path.normpath(f.path): f.sha256 for f in summary.files if f.sha256}
+    return run_hash(
+        evidence,
+        HashOptions(known=known),
+        case_dir=out,
+        iocs=load_iocs(ioc) if ioc else None,
+        command=sys.argv,
+    )
