@@ -58,16 +58,21 @@ _DDL: Final = (
     """CREATE TABLE IF NOT EXISTS findings (
         uid VARCHAR PRIMARY KEY,
         ts TIMESTAMPTZ,
+        last_seen TIMESTAMPTZ,
+        count BIGINT,
         severity VARCHAR,
         detector VARCHAR,
         rule VARCHAR,
         title VARCHAR,
         description VARCHAR,
+        attack VARCHAR[],
         event_uid VARCHAR,
+        event_uids VARCHAR[],
         source VARCHAR,
         host VARCHAR,
         evidence VARCHAR,
         record VARCHAR,
+        excerpt VARCHAR,
         details JSON,
         run_id VARCHAR
     )""",
@@ -93,9 +98,14 @@ WHERE false
 _FINDING_ROWS: Final = """
 SELECT uid, ts, 'Finding: ' || severity AS ts_desc, 'finding' AS source, rule AS artifact,
        host, NULL::VARCHAR AS "user", severity AS event_id,
-       upper(severity) || ' ' || title || ': ' || description AS message,
-       CAST(json_merge_patch(details, json_object('detector', detector, 'rule', rule,
-            'event_uid', event_uid, 'event_source', source)) AS VARCHAR) AS fields,
+       upper(severity) || ' ' || title || ': ' || description
+         || CASE WHEN count > 1 THEN ' (' || count || ' events)' ELSE '' END AS message,
+       CAST(json_merge_patch(details, json_object(
+            'detector', detector, 'rule', rule, 'event_uid', event_uid,
+            'event_source', source, 'attack', array_to_string(attack, ','),
+            'excerpt', excerpt, 'count', count::VARCHAR,
+            'last_seen', strftime(last_seen, '%Y-%m-%dT%H:%M:%S.%f+00:00'))) AS VARCHAR)
+         AS fields,
        evidence, NULL::VARCHAR AS evidence_sha256, record
 FROM findings
 """
@@ -447,24 +457,35 @@ class Case:
             {
                 "uid": [f.uid for f in findings],
                 "ts": pa.array([f.ts for f in findings], pa.string()),
+                "last_seen": pa.array([f.last_seen or f.ts for f in findings], pa.string()),
+                "count": pa.array([f.count for f in findings], pa.int64()),
                 "severity": [str(f.severity) for f in findings],
                 "detector": [f.detector for f in findings],
                 "rule": [f.rule for f in findings],
                 "title": [f.title for f in findings],
                 "description": [f.description for f in findings],
+                "attack": pa.array([list(f.attack) for f in findings], pa.list_(pa.string())),
                 "event_uid": [f.event_uid for f in findings],
+                "event_uids": pa.array(
+                    [
+                        list(f.event_uids or ((f.event_uid,) if f.event_uid else ()))
+                        for f in findings
+                    ],
+                    pa.list_(pa.string()),
+                ),
                 "source": [f.source for f in findings],
                 "host": [f.host for f in findings],
                 "evidence": [f.evidence for f in findings],
                 "record": [f.record for f in findings],
+                "excerpt": [f.excerpt for f in findings],
                 "details": [json.dumps(f.details, sort_keys=True) for f in findings],
                 "run_id": [run_id] * len(findings),
             }
         )
         self.db.register("_irkit_findings", table)
         self.db.execute(
-            "INSERT OR IGNORE INTO findings SELECT * REPLACE (ts::TIMESTAMPTZ AS ts) "
-            "FROM _irkit_findings"
+            "INSERT OR IGNORE INTO findings SELECT * REPLACE "
+            "(ts::TIMESTAMPTZ AS ts, last_seen::TIMESTAMPTZ AS last_seen) FROM _irkit_findings"
         )
         self.db.unregister("_irkit_findings")
         return self.count_findings() - before

@@ -109,27 +109,51 @@ class Severity(enum.StrEnum):
 FINDING_COLUMNS: Final[tuple[str, ...]] = (
     "uid",
     "ts",
+    "last_seen",
+    "count",
     "severity",
     "detector",
     "rule",
     "title",
     "description",
+    "attack",
     "event_uid",
+    "event_uids",
     "source",
     "host",
     "evidence",
     "record",
+    "excerpt",
     "details",
     "run_id",
 )
 
+#: At most this many event uids are kept on one finding (``count`` has the full number).
+MAX_EVENT_UIDS: Final = 100
+
+
+def severity_rank(level: str) -> int:
+    """0 (informational) … 4 (critical); an unknown level ranks as informational."""
+    order = [s.value for s in Severity]
+    return order.index(level) if level in order else 0
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Finding:
-    """Something a detector says deserves a responder's eyes, resting on one event.
+    """Something a detector says deserves a responder's eyes, resting on events or a file.
 
-    ``uid`` is stable (detector, rule and event), so finding the same thing again in the
-    same case adds nothing. ``details`` holds what matched (the IOC, the rule's fields).
+    - ``detector``: the engine: ``ioc``, ``yara``, ``sigma``, ``heuristic``, ``analytics``.
+    - ``rule``: the rule's id; ``title``, ``description``: one line each.
+    - ``ts`` and ``last_seen``: first and last time of the events it rests on (ISO 8601
+      UTC); ``count``: how many events (or matches) in all.
+    - ``attack``: ATT&CK ids and tactics as Sigma tags them (``attack.t1059.001``,
+      ``attack.execution``).
+    - ``event_uid``: the first event it rests on (empty for a file match, which names
+      ``evidence`` and gives offsets in ``details``); ``event_uids``: up to
+      ``MAX_EVENT_UIDS`` of them.
+    - ``excerpt``: a short piece of what matched, for a person; ``details``: the rest.
+
+    ``uid`` is stable, so finding the same thing again in the same case adds nothing.
     """
 
     ts: str
@@ -144,9 +168,14 @@ class Finding:
     evidence: str
     record: str
     details: dict[str, str] = dataclasses.field(default_factory=dict)
+    last_seen: str = ""
+    count: int = 1
+    attack: tuple[str, ...] = ()
+    event_uids: tuple[str, ...] = ()
+    excerpt: str = ""
 
     @property
     def uid(self) -> str:
-        """md5 of detector, rule and the event's uid, in hex."""
-        key = f"{self.detector}|{self.rule}|{self.event_uid}"
+        """md5 of detector, rule, the first event's uid, evidence and record, in hex."""
+        key = f"{self.detector}|{self.rule}|{self.event_uid}|{self.evidence}|{self.record}"
         return hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()

@@ -9,13 +9,15 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from irkit.errors import ExitCode, IrkitError
+
+if TYPE_CHECKING:  # rich is imported when something is printed: start-up stays short
+    from rich.console import Console
+    from rich.text import Text
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,15 +34,31 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def stderr_console() -> Console:
     """The console for progress, summaries and errors (stderr, never stdout)."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=False)
 
 
 def safe_text(value: object, style: str = "") -> Text:
     """Evidence text for the terminal: no markup, no escape sequences reach it."""
+    from rich.text import Text
+
     text = str(value)
     if _CONTROL.search(text):
         text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     return Text(text, style=style)
+
+
+def _say(prefix: str, style: str, message: str = "", hint: str = "") -> None:
+    """One error line on stderr (evidence text escaped), and its hint."""
+    from rich.text import Text
+
+    console = stderr_console()
+    line = Text(prefix, style=style)
+    line.append_text(safe_text(message))
+    console.print(line)
+    if hint:
+        console.print(Text("hint: ", style="yellow") + safe_text(hint))
 
 
 def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
@@ -49,20 +67,15 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         debug = bool(kwargs.get("debug")) or os.environ.get("IRKIT_DEBUG") == "1"
-        console = stderr_console()
         try:
             return func(*args, **kwargs)
         except IrkitError as exc:
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            line = Text("irkit: error: ", style="bold red")
-            line.append_text(safe_text(exc.message))
-            console.print(line)
-            if exc.hint:
-                console.print(Text("hint: ", style="yellow") + safe_text(exc.hint))
+            _say("irkit: error: ", "bold red", exc.message, exc.hint)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
-            console.print(Text("irkit: interrupted", style="yellow"))
+            _say("irkit: interrupted", "yellow")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             # The reader went away (| head): leave quietly, like a Unix tool.
@@ -74,12 +87,11 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            line = Text("irkit: internal error: ", style="bold red")
-            line.append_text(safe_text(f"{type(exc).__name__}: {exc}"))
-            console.print(line)
-            console.print(
-                Text("hint: ", style="yellow")
-                + Text("run again with --debug and report the traceback")
+            _say(
+                "irkit: internal error: ",
+                "bold red",
+                f"{type(exc).__name__}: {exc}",
+                "run again with --debug and report the traceback",
             )
             raise typer.Exit(int(ExitCode.FATAL)) from None
 

@@ -9,9 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from irkit.cli.common import (
     Debug,
@@ -25,6 +22,8 @@ from irkit.cli.common import (
 from irkit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from irkit.hashing import HashSummary
 
 MAX_SHOWN = 20
@@ -99,8 +98,6 @@ def hash_command(
     from irkit.cli.common import stderr_console
     from irkit.cli.parse import check_outside_evidence
     from irkit.hashing import HashOptions, parse_algorithms, parse_size, run_hash
-    from irkit.ioc import load_iocs
-
     options = HashOptions(
         algorithms=parse_algorithms(algorithms),
         follow_symlinks=follow_symlinks,
@@ -114,10 +111,13 @@ def hash_command(
             check_outside_evidence(target, path)
     if json_out and output is not None and str(output) == "-":
         raise UsageError("--json and --output - both want stdout", hint="write -o to a file")
-    iocs = load_iocs(ioc) if ioc else None
+    iocs = None
+    if ioc:
+        from irkit.ioc import load_iocs
+
+        iocs = load_iocs(ioc)
     if output is None:
         output = Path("-") if case is None and not json_out else None
-    console = stderr_console()
     with _output(output) as digests, _output(bodyfile) as body:
         summary = run_hash(
             path,
@@ -132,7 +132,7 @@ def hash_command(
     if json_out:
         print_json(data)
     elif not quiet:
-        render_hash_summary(console, summary, data)
+        render_hash_summary(stderr_console(), summary, data)
     if summary.findings:
         raise typer.Exit(int(ExitCode.FINDINGS))
     raise typer.Exit(int(ExitCode.PARTIAL if summary.partial else ExitCode.OK))
@@ -140,6 +140,9 @@ def hash_command(
 
 def render_hash_summary(console: Console, summary: HashSummary, data: dict[str, Any]) -> None:
     """Counts, skips by reason, warnings and findings."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="irkit hash", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
