@@ -76,6 +76,12 @@ _DDL: Final = (
         details JSON,
         run_id VARCHAR
     )""",
+    """CREATE TABLE IF NOT EXISTS collections (
+        collection_id VARCHAR, manifest_sha256 VARCHAR, path VARCHAR, host VARCHAR,
+        started_utc VARCHAR, finished_utc VARCHAR, files BIGINT,
+        manifest_verified BOOLEAN, run_id VARCHAR, recorded_at TIMESTAMPTZ,
+        PRIMARY KEY (collection_id, manifest_sha256)
+    )""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, command VARCHAR, started TIMESTAMPTZ,
         finished TIMESTAMPTZ, summary JSON
@@ -406,6 +412,36 @@ class Case:
         self.db.execute(
             "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
             [run_id, " ".join(command), started, dt.datetime.now(dt.UTC), json.dumps(summary)],
+        )
+
+    def record_collection(
+        self,
+        run_id: str,
+        collection_id: str,
+        manifest_sha256: str,
+        path: str,
+        *,
+        host: str = "",
+        started: str = "",
+        finished: str = "",
+        files: int = 0,
+        manifest_verified: bool = False,
+    ) -> None:
+        """Remember an irkit collection parsed into the case: its id and manifest digest."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                collection_id,
+                manifest_sha256,
+                path,
+                host,
+                started,
+                finished,
+                files,
+                manifest_verified,
+                run_id,
+                dt.datetime.now(dt.UTC),
+            ],
         )
 
     def count(self) -> int:

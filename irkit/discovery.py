@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -29,6 +29,8 @@ class Candidate:
     display: str
     size: int
     kind: str
+    #: When it was collected (ISO 8601 UTC), for a file of an irkit collection.
+    collected_at: str = ""
 
 
 def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
@@ -54,8 +56,14 @@ def _iter_files(root: Path, warnings: list[ParseWarning]) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning], int]:
-    """Find recognised files under ``paths``; returns candidates, warnings, unrecognised count."""
+def discover(
+    paths: Sequence[Path], listed: Mapping[Path, Mapping[str, str]] | None = None
+) -> tuple[list[Candidate], list[ParseWarning], int]:
+    """Find recognised files under ``paths``; returns candidates, warnings, unrecognised count.
+
+    ``listed`` maps a root (a collection) to its files and their collection times: only
+    those are read there, not whatever else the folder holds.
+    """
     candidates: list[Candidate] = []
     warnings: list[ParseWarning] = []
     unrecognised = 0
@@ -63,7 +71,9 @@ def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning]
         if not root.exists() and not root.is_symlink():
             raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
         explicit = not root.is_dir()
-        for path in _iter_files(root, warnings):
+        times = listed.get(root) if listed else None
+        files = (Path(p) for p in sorted(times)) if times is not None else None
+        for path in files if files is not None else _iter_files(root, warnings):
             display = str(path)
             try:
                 info = path.lstat()
@@ -81,7 +91,8 @@ def discover(paths: Sequence[Path]) -> tuple[list[Candidate], list[ParseWarning]
                 continue
             source = sniff(head, path)
             if source is not None:
-                candidates.append(Candidate(path, display, info.st_size, source.name))
+                when = times.get(display, "") if times is not None else ""
+                candidates.append(Candidate(path, display, info.st_size, source.name, when))
                 continue
             promised = PROMISED_BY_SUFFIX.get(path.suffix.lower())
             if promised or explicit:

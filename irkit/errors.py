@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     PARTIAL = 3
     FINDINGS = 4
+    VERIFY_FAILED = 5
     INTERRUPTED = 130
 
 

@@ -70,13 +70,13 @@ _TYPE_LETTER: Final = {
     stat.S_IFCHR: "c",
     stat.S_IFBLK: "b",
 }
-_OPEN_FLAGS: Final = (
+OPEN_FLAGS: Final = (
     os.O_RDONLY
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
-_NOATIME: Final = getattr(os, "O_NOATIME", 0)
+NOATIME: Final = getattr(os, "O_NOATIME", 0)
 #: Files hashed ahead of the one being reported: bounds memory, keeps the order.
 WINDOW: Final = 256
 
@@ -201,29 +201,46 @@ def iso_ns(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}+00:00"
 
 
-def pseudo_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> frozenset[str]:
-    """Mount points of pseudo-file systems on this machine (none off Linux)."""
+def mount_types(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, str]:
+    """Every mount point on this machine and its file system type (none off Linux)."""
     try:
         text = mountinfo.read_text()
     except OSError:
-        return frozenset()
-    points = set()
+        return {}
+    mounts = {}
     for line in text.splitlines():
         left, _, right = line.partition(" - ")
         fields, kinds = left.split(), right.split()
-        if len(fields) > 4 and kinds and kinds[0] in PSEUDO_FS:
+        if len(fields) > 4 and kinds:
             # Octal escapes (\040 for a space) in the mount point.
-            points.add(fields[4].encode().decode("unicode_escape"))
-    return frozenset(points)
+            mounts[fields[4].encode().decode("unicode_escape")] = kinds[0]
+    return mounts
 
 
-class _Walker:
+def pseudo_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> frozenset[str]:
+    """Mount points of pseudo-file systems on this machine (none off Linux)."""
+    return frozenset(p for p, kind in mount_types(mountinfo).items() if kind in PSEUDO_FS)
+
+
+def on_pseudo_filesystem(path: str, mounts: dict[str, str]) -> bool:
+    """True if the file system ``path`` lives on (its longest mount point) is a pseudo one:
+    ``/dev/shm`` (tmpfs) is not, though ``/dev`` (devtmpfs) is."""
+    real = os.path.realpath(path)
+    best = ""
+    for point in mounts:
+        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best = point
+    return bool(best) and mounts[best] in PSEUDO_FS
+
+
+class Walker:
     """Depth-first, names sorted: the same tree always walks in the same order."""
 
     def __init__(self, options: HashOptions, summary: HashSummary) -> None:
         self.options = options
         self.summary = summary
-        self.pseudo = pseudo_mounts()
+        self.mounts = mount_types()
+        self.pseudo = frozenset(p for p, kind in self.mounts.items() if kind in PSEUDO_FS)
         self.visited: set[tuple[int, int]] = set()
 
     def note(self, path: str, kind: str, message: str) -> None:
@@ -242,8 +259,7 @@ class _Walker:
         )
 
     def in_pseudo(self, path: str) -> bool:
-        real = os.path.realpath(path)
-        return any(real == p or real.startswith(p.rstrip("/") + "/") for p in self.pseudo if p)
+        return on_pseudo_filesystem(path, self.mounts)
 
     def walk(self, root: Path) -> Iterator[FileEntry]:
         top = str(root)
@@ -265,9 +281,9 @@ class _Walker:
             except OSError as exc:
                 self.warn(top, "broken-link", exc.strerror or str(exc))
                 return
-        yield from self._entry(top, top, info, info.st_dev)
+        yield from self.walk_entry(top, top, info, info.st_dev)
 
-    def _entry(
+    def walk_entry(
         self, path: str, root: str, info: os.stat_result, device: int
     ) -> Iterator[FileEntry]:
         mode = info.st_mode
@@ -349,13 +365,13 @@ class _Walker:
             except OSError as exc:
                 self.warn(child_path, "unreadable", exc.strerror or str(exc))
                 continue
-            yield from self._entry(child_path, root, child_info, device)
+            yield from self.walk_entry(child_path, root, child_info, device)
 
 
 _BUFFERS = threading.local()
 
 
-def _buffer() -> memoryview:
+def read_buffer() -> memoryview:
     """This thread's read buffer: anonymous memory the kernel may back with huge pages.
 
     Measured on 1 GB of /usr/lib: about 10 % faster than a plain bytearray, whose pages
@@ -375,18 +391,25 @@ def _buffer() -> memoryview:
     return view
 
 
+def open_evidence(path: str, follow: bool = False) -> int:
+    """Open a file read-only for evidence: no atime update where allowed (``O_NOATIME``
+    needs ownership, so it is dropped when refused), a final link not followed unless
+    asked (ELOOP), never blocking on a FIFO. Raises OSError as ``os.open`` does."""
+    flags = OPEN_FLAGS if not follow else OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(path, flags | NOATIME)
+    except PermissionError:
+        return os.open(path, flags)
+
+
 def hash_file(entry: FileEntry, algorithms: Sequence[str], follow: bool = False) -> FileEntry:
     """Read one regular file once, feeding every digest; sets status and digests.
 
     Never raises for the file's own problems: they become ``status`` and ``note``.
     """
     path = entry.path
-    flags = _OPEN_FLAGS if not follow else _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
     try:
-        try:
-            fd = os.open(path, flags | _NOATIME)
-        except PermissionError:
-            fd = os.open(path, flags)  # O_NOATIME needs ownership
+        fd = open_evidence(path, follow)
     except FileNotFoundError:
         entry.status, entry.note = "vanished", "disappeared before it was read"
         return entry
@@ -401,7 +424,7 @@ def hash_file(entry: FileEntry, algorithms: Sequence[str], follow: bool = False)
         ):
             entry.status, entry.note = "replaced", "replaced by another file while listed"
             return entry
-        view = _buffer()
+        view = read_buffer()
         digests = [hashlib.new(name) for name in algorithms]
         total = 0
         with os.fdopen(fd, "rb", buffering=0, closefd=False) as handle:
@@ -452,7 +475,7 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
         "mtime": iso_ns(info.st_mtime_ns),
         "atime": iso_ns(info.st_atime_ns),
         "ctime": iso_ns(info.st_ctime_ns),
-        "btime": _birth(info),
+        "btime": birth_time(info),
         "hash_status": entry.status,
     }
     if entry.target:
@@ -462,7 +485,7 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
     return fields
 
 
-def _birth(info: os.stat_result) -> str:
+def birth_time(info: os.stat_result) -> str:
     born = getattr(info, "st_birthtime_ns", None)
     if born is None and (seconds := getattr(info, "st_birthtime", None)) is not None:
         born = int(seconds * 1_000_000_000)
@@ -513,7 +536,7 @@ def hash_paths(
     """
     started = time.perf_counter()
     summary.algorithms = options.algorithms
-    walker = _Walker(options, summary)
+    walker = Walker(options, summary)
     algorithms = options.algorithms
     limit = options.max_size
     pending: collections.deque[tuple[FileEntry, cf.Future[FileEntry] | None]] = collections.deque()
@@ -707,9 +730,7 @@ def run_hash(
         spool = _EventSpool(case_dir / "spool", f"hash-{summary.run_id[:12]}", SPOOL_BATCH)
         if digest_out is None:
             list_path = case_dir / f"hashes-{summary.run_id[:12]}.{strongest}"
-            own_list = digest_out = list_path.open(
-                "w", encoding="utf-8", errors="surrogateescape"
-            )
+            own_list = digest_out = list_path.open("w", encoding="utf-8", errors="surrogateescape")
     case = None
     try:
 
@@ -723,7 +744,7 @@ def run_hash(
             if spool is not None:
                 spool.add(entry)
             else:
-                summary.events += 4 if _birth(entry.info) else 3
+                summary.events += 4 if birth_time(entry.info) else 3
 
         hash_paths(roots, options, on_entry, summary, iocs, progress)
         if opener is not None and spool is not None:

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from irkit.case import Case
 from irkit.discovery import Candidate, discover, sha256_file
@@ -29,6 +29,9 @@ from irkit.sources import by_name
 from irkit.sources.base import ParseContext
 from irkit.sources.evtx import CHUNK_SIZE, ENGINES, FILE_HEADER_SIZE
 from irkit.spool import DEFAULT_BATCH, SpoolWriter
+
+if TYPE_CHECKING:
+    from irkit.collect.evidence import Collection
 
 WORKER_PRELOAD: Final = ("irkit.ingest", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
 #: EVTX files at least this big are parsed as slices of SLICE_CHUNKS chunks (4 MiB) by all
@@ -214,7 +217,14 @@ def parse_file(
     opts = {"evtx_engine": options.evtx_engine, "recover": "1" if options.recover else ""}
     if span is not None:
         opts["chunks"] = f"{span[0]}:{span[1]}"
-    ctx = ParseContext(candidate.path, candidate.display, stats.sha256, stats, opts)
+    ctx = ParseContext(
+        candidate.path,
+        candidate.display,
+        stats.sha256,
+        stats,
+        opts,
+        collected_at=candidate.collected_at,
+    )
     try:
         by_name(candidate.kind).parse(ctx, sink)
         sink.finish()
@@ -255,10 +265,15 @@ def parse_evidence(
     command: Sequence[str] = (),
     *,
     allow_empty: bool = False,
+    collections: Sequence[Collection] = (),
 ) -> ParseSummary:
     """Parse every recognised file under ``paths`` into the case at ``case_dir``.
 
     Finding nothing to parse is an error unless ``allow_empty`` (triage hashes the files).
+    A path that is an irkit collection (``collections``, opened by
+    ``irkit.collect.evidence.open_evidence``) is read through its manifest; the case
+    records its id and the manifest's digest, and a file whose sha256 differs from the
+    manifest's is a warning.
     """
     options = options or ParseOptions()
     progress = progress or Progress()
@@ -269,7 +284,9 @@ def parse_evidence(
     started_wall = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     run_id = uuid.uuid4().hex
-    candidates, warnings, unrecognised = discover(paths)
+    listed = {c.root: {str(f.path): f.collected_utc for f in c.files} for c in collections}
+    candidates, warnings, unrecognised = discover(paths, listed)
+    warnings += _collection_warnings(collections)
     summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=unrecognised)
     summary.files_found = len(candidates)
     summary.warnings.extend(warnings)
@@ -304,10 +321,65 @@ def parse_evidence(
         summary.warnings.sort(key=lambda w: w.path)
         summary.files.sort(key=lambda f: f.path)
         summary.peak_rss_bytes = _peak_rss()
+        _check_collected(collections, summary)
+        for collection in collections:
+            case.record_collection(
+                run_id,
+                collection.collection_id,
+                collection.manifest_sha256,
+                str(collection.given),
+                host=collection.host,
+                started=collection.started_utc,
+                finished=collection.finished_utc,
+                files=len(collection.files),
+                manifest_verified=collection.manifest_verified,
+            )
         case.record_paths((f.sha256, f.path) for f in summary.files if f.sha256)
         case.record_warnings(run_id, summary.warnings)
         case.record_run(run_id, command, started_wall, summary.as_dict())
     return summary
+
+
+def _collection_warnings(collections: Sequence[Collection]) -> list[ParseWarning]:
+    """What a collection's manifest itself says is wrong."""
+    warnings = []
+    for collection in collections:
+        if not collection.manifest_verified:
+            warnings.append(
+                ParseWarning(
+                    str(collection.given),
+                    "manifest-altered",
+                    "manifest.json does not match manifest.json.sha256: run irkit verify",
+                )
+            )
+        for stored in collection.outside:
+            warnings.append(
+                ParseWarning(
+                    str(collection.given),
+                    "manifest-outside",
+                    f"the manifest names {stored!r}, outside the collection: not read",
+                )
+            )
+    return warnings
+
+
+def _check_collected(collections: Sequence[Collection], summary: ParseSummary) -> None:
+    """A parsed file of a collection whose sha256 is not the manifest's is a warning."""
+    if not collections:
+        return
+    expected: dict[str, str] = {}
+    for collection in collections:
+        expected |= {str(f.path): f.sha256 for f in collection.files}
+    for stats in summary.files:
+        want = expected.get(stats.path)
+        if want and stats.sha256 and stats.sha256 != want:
+            summary.warnings.append(
+                ParseWarning(
+                    stats.path,
+                    "collection-mismatch",
+                    f"sha256 {stats.sha256} is not the manifest's {want}: altered since collection",
+                )
+            )
 
 
 class _IngestBatch:

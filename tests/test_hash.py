@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -283,3 +285,26 @@ def test_planted_ioc_becomes_a_finding_next_to_its_file_event(corpus: Path, tmp_
         "File Modified"
     )  # fmt: skip
     assert finding["event_uid"] == uid_of_event
+
+
+def test_findings_export_lists_the_ioc_match(tmp_path: Path) -> None:
+    tree = tmp_path / "t"
+    tree.mkdir()
+    planted = tree / "=cmd|' -C calc'!A0"  # an odd name, kept as data
+    planted.write_bytes(b"planted\n")
+    iocs = tmp_path / "iocs.csv"
+    iocs.write_text(f"md5,description\n{hashlib.md5(b'planted' + bytes([10])).hexdigest()},x\n")
+    case = tmp_path / "case"
+    assert (
+        run_irkit("hash", str(tree), "--case", str(case), "--ioc", str(iocs), "-q").returncode == 4
+    )
+    out = run_irkit("findings", str(case), "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [(r["severity"], r["detector"], r["evidence"]) for r in rows] == [
+        ("high", "ioc", str(planted))
+    ]
+    jsonl = run_irkit("findings", str(case), "--format", "jsonl", "--min-level", "critical")
+    assert jsonl.returncode == 0 and jsonl.stdout == ""
+    bad = run_irkit("findings", str(case), "--min-level", "severe")
+    assert bad.returncode == 2 and "one of informational" in bad.stderr

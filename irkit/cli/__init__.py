@@ -7,7 +7,7 @@ import signal
 import typer
 
 from irkit import __version__
-from irkit.cli import crosscheck, hashing, parse, timeline, triage
+from irkit.cli import analytics, collect, crosscheck, hashing, parse, rules, scan, timeline, triage
 
 app = typer.Typer(
     name="irkit",
@@ -39,6 +39,13 @@ app.command("parse")(parse.parse)
 app.command("timeline")(timeline.timeline)
 app.command("crosscheck")(crosscheck.crosscheck)
 app.command("hash")(hashing.hash_command)
+app.command("collect")(collect.collect)
+app.command("verify")(collect.verify)
+app.command("scan")(scan.scan)
+app.command("findings")(scan.findings)
+app.command("stack")(analytics.stack)
+app.command("firstseen")(analytics.firstseen)
+app.add_typer(rules.app, name="rules")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -98,6 +98,7 @@ def hash_command(
     from irkit.cli.common import stderr_console
     from irkit.cli.parse import check_outside_evidence
     from irkit.hashing import HashOptions, parse_algorithms, parse_size, run_hash
+
     options = HashOptions(
         algorithms=parse_algorithms(algorithms),
         follow_symlinks=follow_symlinks,

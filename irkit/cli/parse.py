@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,6 +43,15 @@ def check_outside_evidence(out: Path, evidence: list[Path]) -> None:
             )
 
 
+def open_evidence(evidence: list[Path], case: Path) -> tuple[list[Path], list[Any]]:
+    """The paths to parse, a collection zip replaced by its folder unpacked in the case,
+    and the irkit collections among them."""
+    from irkit.collect.evidence import open_evidence as open_collections
+
+    check_outside_evidence(case, evidence)
+    return open_collections(evidence, case)
+
+
 def run_parse(
     evidence: list[Path],
     case: Path,
@@ -50,13 +60,19 @@ def run_parse(
     quiet: bool,
     recover: bool = False,
     allow_empty: bool = False,
+    collections: Sequence[Any] | None = None,
 ) -> object:
-    """Parse with a progress bar when on a terminal; returns the ParseSummary."""
+    """Parse with a progress bar when on a terminal; returns the ParseSummary.
+
+    ``collections`` None: the evidence is opened here (collections found and unpacked).
+    """
     from irkit.cli.common import show_progress, stderr_console
     from irkit.cli.summary import RichProgress
     from irkit.ingest import ParseOptions, parse_evidence
 
     check_outside_evidence(case, evidence)
+    if collections is None:
+        evidence, collections = open_evidence(evidence, case)
     progress = RichProgress(stderr_console()) if show_progress(quiet) else None
     try:
         return parse_evidence(
@@ -66,6 +82,7 @@ def run_parse(
             progress,
             command=sys.argv,
             allow_empty=allow_empty,
+            collections=collections,
         )
     finally:
         if progress is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, safe_text
-from irkit.cli.parse import Engine, Recover, Workers, run_parse
+from irkit.cli.parse import Engine, Recover, Workers, open_evidence, run_parse
 from irkit.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -46,7 +46,10 @@ def triage(
     from irkit.ingest import ParseSummary
     from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
 
-    summary = run_parse(path, out, evtx_engine, workers, quiet, recover, allow_empty=True)
+    path, collections = open_evidence(path, out)
+    summary = run_parse(
+        path, out, evtx_engine, workers, quiet, recover, allow_empty=True, collections=collections
+    )
     assert isinstance(summary, ParseSummary)
     hashed = _hash_files(path, out, summary, ioc)
     timeline_path = out / TIMELINE_NAME

@@ -1,0 +1,561 @@
+"""Built-in heuristics: behaviour rules as data, each a YAML file holding SQL over ``events``.
+
+A heuristic is ``artifacts/heuristics/<id>.yaml`` (docs/detection.md documents the keys).
+Its logic is either ``where:``, a condition on one event, or ``query:``, one SELECT over
+``events`` that returns the matching events' ``uid`` and a grouping ``key`` (for counts,
+windows and joins: brute force, spraying, "created then added to a group"). Either way
+the matches become one finding per heuristic, host and key. The SQL is checked before it
+runs: one SELECT statement, no ``;``, no table but ``events`` (and its own CTEs), no table
+functions. Each file carries an example that must fire and one that must not; ``lint``
+loads each into a fresh case and runs the heuristic on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import hashlib
+import json
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from irkit.artifacts import artifacts_dir
+from irkit.detect import DetectorResult
+from irkit.errors import IrkitError
+from irkit.model import EVENT_COLUMNS, MAX_EVENT_UIDS, Finding, ParseWarning, Severity
+from irkit.model import severity_rank as _rank
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from irkit.case import Case
+
+DETECTOR: Final = "heuristic"
+REQUIRED: Final = ("id", "title", "level", "attack", "description", "falsepositives", "examples")
+OPTIONAL: Final = ("where", "query", "key", "excerpt", "references")
+#: ``attack.t1059``, ``attack.t1059.001`` or a tactic such as ``attack.credential_access``.
+ATTACK_ID: Final = re.compile(r"^attack\.(t\d{4}(\.\d{3})?|[a-z]+(_[a-z]+)*)$")
+TACTICS: Final = frozenset(
+    {
+        "reconnaissance",
+        "resource_development",
+        "initial_access",
+        "execution",
+        "persistence",
+        "privilege_escalation",
+        "defense_evasion",
+        "credential_access",
+        "discovery",
+        "lateral_movement",
+        "collection",
+        "command_and_control",
+        "exfiltration",
+        "impact",
+    }
+)
+#: ``field('Name')``: one value of the event's flat ``fields`` JSON (NULL when absent).
+FIELD_MACRO: Final = (
+    "CREATE OR REPLACE TEMP MACRO field(name) AS "
+    "json_extract_string(fields, '$.\"' || name || '\"')"
+)
+#: Scalar functions a rule may not call (settings, environment, sequences).
+BLOCKED_FUNCTIONS: Final = frozenset(
+    {"getenv", "current_setting", "nextval", "currval", "setseed", "json_serialize_sql"}
+)
+EXCERPT_MAX: Final = 300
+EXAMPLE_START: Final = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+_ISO: Final = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heuristic:
+    """One built-in heuristic, as its YAML file states it."""
+
+    id: str
+    title: str
+    level: Severity
+    attack: tuple[str, ...]
+    description: str
+    falsepositives: tuple[str, ...]
+    sql: str
+    excerpt: tuple[str, ...] = ()
+    fires: tuple[Mapping[str, Any], ...] = ()
+    silent: tuple[Mapping[str, Any], ...] = ()
+    path: str = ""
+
+
+def heuristics_dir() -> Path:
+    """The shipped heuristics: ``artifacts/heuristics``."""
+    return artifacts_dir() / "heuristics"
+
+
+def _files(folder: Path | None) -> list[Path]:
+    folder = folder or heuristics_dir()
+    if not folder.is_dir():
+        raise IrkitError(f"heuristics folder not found: {folder}")
+    return sorted(folder.glob("*.yaml"))
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _strings(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(v.strip() for v in value)
+    return None
+
+
+def parse_heuristic(path: Path) -> tuple[Heuristic | None, list[str]]:
+    """Read one file: the heuristic (None when unusable) and the problems found."""
+    import yaml
+
+    name = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return None, [f"{name}: cannot read: {one_line(str(exc))}"]
+    if not isinstance(data, dict):
+        return None, [f"{name}: expected a mapping"]
+    problems = [f"{name}: missing key {k!r}" for k in REQUIRED if k not in data]
+    problems += [f"{name}: unknown key {k!r}" for k in data if k not in (*REQUIRED, *OPTIONAL)]
+    if data.get("id") != path.stem:
+        problems.append(f"{name}: id {data.get('id')!r} is not the file name {path.stem!r}")
+    level = data.get("level")
+    if level not in [s.value for s in Severity]:
+        problems.append(f"{name}: bad level {level!r} (informational, low, medium, high, critical)")
+    attack = _strings(data.get("attack")) or ()
+    if not attack:
+        problems.append(f"{name}: 'attack' must be a non-empty list of ATT&CK tags")
+    for tag in attack:
+        bad_tactic = not tag.startswith("attack.t") and tag.removeprefix("attack.") not in TACTICS
+        if not ATTACK_ID.match(tag) or bad_tactic:
+            problems.append(f"{name}: bad ATT&CK tag {tag!r} (attack.t1234[.001] or a tactic)")
+    for key in ("title", "description"):
+        if key in data and not _text(data[key]):
+            problems.append(f"{name}: {key!r} must be non-empty text")
+    falsepositives = _strings(data.get("falsepositives"))
+    if "falsepositives" in data and not falsepositives:
+        problems.append(f"{name}: 'falsepositives' must be a non-empty list of text")
+    excerpt = _strings(data.get("excerpt", [])) if data.get("excerpt") else ()
+    if excerpt is None:
+        problems.append(f"{name}: 'excerpt' must be a list of field names")
+    where, query, key = _text(data.get("where")), _text(data.get("query")), _text(data.get("key"))
+    if bool(where) == bool(query):
+        problems.append(f"{name}: give exactly one of 'where' and 'query'")
+    if query and key:
+        problems.append(f"{name}: 'key' goes with 'where'; a 'query' returns its own key column")
+    sql = compile_sql(where, key) if where else query
+    if sql:
+        problems += [f"{name}: {p}" for p in check_sql(sql)]
+    examples = data.get("examples")
+    fires: tuple[Mapping[str, Any], ...] = ()
+    silent: tuple[Mapping[str, Any], ...] = ()
+    if "examples" in data:
+        if isinstance(examples, dict):
+            fires, silent = _events(examples.get("fires")), _events(examples.get("silent"))
+        if not fires or not silent:
+            problems.append(f"{name}: 'examples' needs non-empty lists 'fires' and 'silent'")
+    if problems:
+        return None, problems
+    return (
+        Heuristic(
+            id=path.stem,
+            title=_text(data["title"]),
+            level=Severity(str(level)),
+            attack=attack,
+            description=" ".join(_text(data["description"]).split()),
+            falsepositives=falsepositives or (),
+            sql=sql,
+            excerpt=excerpt or (),
+            fires=fires,
+            silent=silent,
+            path=str(path),
+        ),
+        [],
+    )
+
+
+def _events(value: Any) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return tuple(value)
+    return ()
+
+
+def one_line(text: str) -> str:
+    """Whitespace runs as single spaces."""
+    return " ".join(text.split())
+
+
+def load_heuristics(folder: Path | None = None) -> list[Heuristic]:
+    """Every heuristic of ``folder`` (default: the shipped set), by id.
+
+    Raises:
+        IrkitError: a file is malformed (``lint_heuristics`` lists every problem).
+    """
+    loaded = []
+    for path in _files(folder):
+        heuristic, problems = parse_heuristic(path)
+        if heuristic is None:
+            raise IrkitError(problems[0], hint="run: irkit rules lint")
+        loaded.append(heuristic)
+    return loaded
+
+
+# --- SQL: compiling and checking -----------------------------------------------------------
+
+
+def compile_sql(where: str, key: str = "") -> str:
+    """A ``where:`` rule as the query every heuristic is: events' ``uid`` and ``key``."""
+    return f"SELECT uid, CAST({key or 'NULL'} AS VARCHAR) AS key FROM events WHERE ({where})"
+
+
+def check_sql(sql: str) -> list[str]:
+    """Problems that keep ``sql`` from being a safe read of ``events`` (empty: none)."""
+    import duckdb
+
+    if ";" in sql:
+        return ["SQL must be one statement without ';'"]
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        return [f"SQL does not parse: {one_line(str(exc))}"]
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        return ["SQL must be a single SELECT"]
+    row = _scratch().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True, "error_message": "no parse tree"}
+    if tree.get("error"):
+        return [f"SQL does not parse: {one_line(str(tree.get('error_message')))}"]
+    ctes: set[str] = set()
+    tables: set[str] = set()
+    functions: set[str] = set()
+    problems: list[str] = []
+    _walk(tree, ctes, tables, functions, problems)
+    for table in sorted(tables - ctes - {"events"}):
+        problems.append(f"SQL reads {table!r}: only 'events' (and the query's own CTEs)")
+    for function in sorted(functions & BLOCKED_FUNCTIONS):
+        problems.append(f"SQL calls {function}(), which rules may not use")
+    return problems
+
+
+@functools.cache
+def _scratch() -> duckdb.DuckDBPyConnection:
+    """An empty in-memory database that only parses SQL (one per process)."""
+    import duckdb
+
+    return duckdb.connect()
+
+
+def _walk(
+    node: Any, ctes: set[str], tables: set[str], functions: set[str], problems: list[str]
+) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, ctes, tables, functions, problems)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind == "BASE_TABLE":
+        name = str(node.get("table_name", "")).lower()
+        if node.get("schema_name") or node.get("catalog_name"):
+            name = f"{node.get('catalog_name') or ''}.{node.get('schema_name') or ''}.{name}"
+        tables.add(name)
+    elif kind == "TABLE_FUNCTION":
+        problems.append("SQL calls a table function: only 'events' may be read")
+    if node.get("class") == "FUNCTION":
+        functions.add(str(node.get("function_name", "")).lower())
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        for entry in cte_map.get("map") or []:
+            if isinstance(entry, dict) and entry.get("key"):
+                ctes.add(str(entry["key"]).lower())
+    for value in node.values():
+        _walk(value, ctes, tables, functions, problems)
+
+
+def bind_problems(sql: str) -> list[str]:
+    """Problems binding ``sql`` against an empty ``events`` of the real column types."""
+    import duckdb
+
+    db = duckdb.connect()
+    try:
+        columns = ", ".join(
+            f'NULL::{"TIMESTAMPTZ" if c == "ts" else "VARCHAR"} AS "{c}"' for c in EVENT_COLUMNS
+        )
+        db.execute("SET TimeZone = 'UTC'")
+        db.execute(f"CREATE TABLE events AS SELECT {columns} WHERE false")
+        db.execute(FIELD_MACRO)
+        try:
+            names = [d[0] for d in db.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
+        except duckdb.Error as exc:
+            return [f"SQL does not bind against events: {one_line(str(exc))}"]
+    finally:
+        db.close()
+    missing = [c for c in ("uid", "key") if c not in names]
+    return [f"query must return columns uid and key (missing: {', '.join(missing)})"] * bool(
+        missing
+    )
+
+
+# --- running -------------------------------------------------------------------------------
+
+_GROUPED: Final = """
+WITH hits AS (
+    SELECT DISTINCT uid, coalesce(CAST(key AS VARCHAR), '') AS key FROM ({body}) AS rule_hits
+),
+matched AS (
+    SELECT e.uid, e.ts, coalesce(e.host, '') AS host, e.source, e.evidence, e.record,
+           e.fields, e.message, hits.key
+    FROM events AS e JOIN hits ON e.uid = hits.uid
+)
+SELECT host, key,
+       strftime(min(ts), '{iso}'), strftime(max(ts), '{iso}'), count(*),
+       list(uid ORDER BY ts, uid)[1:{limit}],
+       first(source ORDER BY ts, uid), first(evidence ORDER BY ts, uid),
+       first(record ORDER BY ts, uid), first(fields ORDER BY ts, uid),
+       first(message ORDER BY ts, uid)
+FROM matched
+GROUP BY host, key
+ORDER BY min(ts), host, key
+"""
+
+
+def run_heuristics(
+    case: Case, heuristics: Sequence[Heuristic] | None = None, min_level: str = "informational"
+) -> DetectorResult:
+    """Run heuristics (default: the shipped set) at ``min_level`` or above over the case.
+
+    A heuristic that fails to run is a counted warning; the others still run.
+    """
+    every = load_heuristics() if heuristics is None else list(heuristics)
+    chosen = [h for h in every if _rank(h.level) >= _rank(min_level)]
+    result = DetectorResult(detector=DETECTOR)
+    case.db.execute(FIELD_MACRO)
+    counts: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    for heuristic in chosen:
+        started = time.perf_counter()
+        try:
+            found = _run_one(case.db, heuristic)
+        except IrkitError as exc:
+            result.warnings.append(ParseWarning(heuristic.id, "heuristic-failed", exc.message))
+            continue
+        finally:
+            timings[heuristic.id] = round(time.perf_counter() - started, 3)
+        counts[heuristic.id] = len(found)
+        result.findings += found
+    result.report = {
+        "heuristics": len(chosen),
+        "below_min_level": len(every) - len(chosen),
+        "failed": [w.path for w in result.warnings],
+        "findings_by_rule": {k: v for k, v in sorted(counts.items()) if v},
+        "seconds_by_rule": timings,
+    }
+    return result
+
+
+def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[Finding]:
+    import duckdb
+
+    problems = check_sql(heuristic.sql)
+    if problems:
+        raise IrkitError(problems[0])
+    sql = _GROUPED.format(body=heuristic.sql, iso=_ISO, limit=MAX_EVENT_UIDS)
+    try:
+        rows = db.execute(sql).fetchall()
+    except duckdb.Error as exc:
+        raise IrkitError(f"SQL failed: {one_line(str(exc))}") from exc
+    findings = []
+    for host, key, first, last, count, uids, source, evidence, record, fields, message in rows:
+        details = {"key": key} if key else {}
+        findings.append(
+            Finding(
+                ts=first,
+                last_seen=last,
+                count=int(count),
+                severity=heuristic.level,
+                detector=DETECTOR,
+                rule=heuristic.id,
+                title=heuristic.title,
+                description=heuristic.description,
+                attack=heuristic.attack,
+                event_uid=uids[0],
+                event_uids=tuple(uids),
+                source=source or "",
+                host=host,
+                evidence=evidence or "",
+                record=record or "",
+                excerpt=_excerpt(heuristic.excerpt, fields, message),
+                details=details,
+            )
+        )
+    return findings
+
+
+def _excerpt(names: Sequence[str], fields: str | None, message: str | None) -> str:
+    """The telling fields of the first event as ``Name=value``, else its message."""
+    text = ""
+    if names and fields:
+        try:
+            flat = json.loads(fields)
+        except ValueError:
+            flat = {}
+        if isinstance(flat, dict):
+            text = " ".join(
+                f"{n}={one_line(str(flat[n]))}" for n in names if str(flat.get(n, "")).strip()
+            )
+    text = text or one_line(message or "")
+    return text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
+
+
+# --- examples and lint ---------------------------------------------------------------------
+
+
+def _when(value: Any, index: int) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str) and value:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return EXAMPLE_START + dt.timedelta(minutes=index)
+
+
+def _fill(value: Any, n: int) -> str:
+    return str(value).replace("{n}", str(n))
+
+
+def expand_examples(items: Iterable[Mapping[str, Any]]) -> list[tuple[dt.datetime, dict[str, Any]]]:
+    """Example events with ``repeat`` (every ``every`` seconds, ``{n}`` numbered) unrolled."""
+    out = []
+    for index, item in enumerate(items):
+        start = _when(item.get("ts"), index)
+        for n in range(1, int(item.get("repeat", 1)) + 1):
+            when = start + dt.timedelta(seconds=float(item.get("every", 10)) * (n - 1))
+            filled = {
+                k: ({fk: _fill(fv, n) for fk, fv in v.items()} if isinstance(v, dict) else v)
+                for k, v in item.items()
+            }
+            out.append((when, filled))
+    return out
+
+
+_SYSTEM_FIRST: Final[tuple[str, ...]] = (
+    "Provider_Name",
+    "EventID",
+    "Channel",
+    "Computer",
+    "SystemTime",
+)
+
+
+def _evtx_rows(events: list[tuple[dt.datetime, dict[str, Any]]]) -> list[Any]:
+    from irkit.messages import load_catalog
+    from irkit.sources.evtx import build_row
+
+    catalog = load_catalog()
+    rows = []
+    for record, (when, item) in enumerate(events, 1):
+        given = {str(k): str(v) for k, v in (item.get("fields") or {}).items()}
+        given.setdefault("Computer", "HOST1")
+        given["SystemTime"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        given["EventRecordID"] = str(record)
+        flat: dict[str, str] = {k: given.pop(k) for k in _SYSTEM_FIRST if k in given}
+        n_system = len(flat) + 1
+        flat["EventRecordID"] = given.pop("EventRecordID")
+        flat.update(given)
+        rows.append(build_row(flat, n_system, str(record), "", catalog))
+    return rows
+
+
+def _osquery_lines(events: list[tuple[dt.datetime, dict[str, Any]]]) -> bytes:
+    lines = []
+    for when, item in events:
+        line = {
+            "name": str(item.get("name", "pack_example_query")),
+            "hostIdentifier": str(item.get("host", "host1")),
+            "calendarTime": when.strftime("%a %b %d %H:%M:%S %Y UTC"),
+            "unixTime": int(when.timestamp()),
+            "epoch": 0,
+            "counter": int(item.get("counter", 1)),
+            "numerics": False,
+            "columns": {str(k): str(v) for k, v in (item.get("columns") or {}).items()},
+            "action": str(item.get("action", "added")),
+        }
+        lines.append(json.dumps(line))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) -> int:
+    """Store the ``fires`` or ``silent`` example events in ``case`` as the parsers would."""
+    from irkit.model import FileStats
+    from irkit.sources.base import ParseContext
+    from irkit.sources.osquery import OsquerySource
+    from irkit.spool import SpoolWriter
+
+    events = expand_examples(heuristic.fires if which == "fires" else heuristic.silent)
+    parts: list[str] = []
+    for source in ("evtx", "osquery"):
+        chosen = [e for e in events if str(e[1].get("source", "evtx")) == source]
+        if not chosen:
+            continue
+        evidence = f"{heuristic.id}.{which}.{source}"
+        if source == "osquery":
+            path = workdir / f"{evidence}.log"
+            path.write_bytes(_osquery_lines(chosen))
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            sink = SpoolWriter(workdir / "spool", evidence, constants=(source, str(path), sha))
+            ctx = ParseContext(path, str(path), sha, FileStats(path=str(path)))
+            OsquerySource().parse(ctx, sink)
+        else:
+            rows = _evtx_rows(chosen)
+            sha = hashlib.sha256(repr(rows).encode()).hexdigest()
+            sink = SpoolWriter(workdir / "spool", evidence, constants=(source, evidence, sha))
+            for row in rows:
+                sink.add(row)
+        sink.flush()
+        parts += sink.parts
+    return case.add_events([Path(p) for p in parts], "example")
+
+
+def example_findings(heuristic: Heuristic, which: str) -> list[Finding]:
+    """Findings of ``heuristic`` on its ``fires`` or ``silent`` example, in a fresh case."""
+    from irkit.case import Case
+
+    with tempfile.TemporaryDirectory(prefix="irkit-heuristic-") as tmp:
+        with Case(Path(tmp) / "case", create=True) as case:
+            load_example(case, heuristic, which, Path(tmp))
+            result = run_heuristics(case, [heuristic])
+        if result.warnings:
+            raise IrkitError(result.warnings[0].message)
+        return result.findings
+
+
+def lint_heuristics(folder: Path | None = None) -> list[str]:
+    """Every problem of the heuristics in ``folder`` (default: the shipped set); [] is clean."""
+    problems: list[str] = []
+    for path in _files(folder):
+        heuristic, found = parse_heuristic(path)
+        problems += found
+        if heuristic is None:
+            continue
+        bound = bind_problems(heuristic.sql)
+        problems += [f"{path.name}: {p}" for p in bound]
+        if bound:
+            continue
+        for which, want in (("fires", True), ("silent", False)):
+            try:
+                fired = bool(example_findings(heuristic, which))
+            except (IrkitError, ValueError, TypeError) as exc:
+                message = exc.message if isinstance(exc, IrkitError) else str(exc)
+                problems.append(f"{path.name}: example {which!r} cannot run: {message}")
+                continue
+            if fired != want:
+                what = "does not fire" if want else "fires"
+                problems.append(f"{path.name}: example {which!r} {what}")
+    return problems

@@ -1,0 +1,165 @@
+"""Built-in heuristics: each fires on its example and not on its counter-example; lint; corpus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from irkit.case import Case
+from irkit.detect.heuristics import (
+    Heuristic,
+    check_sql,
+    example_findings,
+    heuristics_dir,
+    load_heuristics,
+    run_heuristics,
+)
+from irkit.errors import IrkitError
+from irkit.model import severity_rank
+
+from .conftest import run_irkit
+
+HEURISTICS = load_heuristics()
+BENIGN_DIRS = ("omerbenamram-evtx", "python-evtx", "plaso-evtx")
+
+
+def test_shipped_set_is_big_enough_and_ids_are_file_names() -> None:
+    assert len(HEURISTICS) >= 25
+    for heuristic in HEURISTICS:
+        assert Path(heuristic.path).stem == heuristic.id
+        assert heuristic.attack and heuristic.falsepositives
+
+
+@pytest.mark.parametrize("heuristic", HEURISTICS, ids=lambda h: h.id)
+def test_fires_on_its_example_and_not_on_its_counter_example(heuristic: Heuristic) -> None:
+    fired = example_findings(heuristic, "fires")
+    assert fired, f"{heuristic.id}: the 'fires' example does not fire"
+    for finding in fired:
+        assert finding.rule == heuristic.id and finding.detector == "heuristic"
+        assert finding.severity == heuristic.level and finding.attack == heuristic.attack
+        assert finding.event_uid == finding.event_uids[0] and finding.count >= 1
+        assert finding.ts <= finding.last_seen and finding.excerpt
+    assert not example_findings(heuristic, "silent"), f"{heuristic.id}: 'silent' fires"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT uid, '' AS key FROM events; DROP TABLE events",
+        "SELECT uid, '' AS key FROM findings",
+        "SELECT uid, '' AS key FROM read_csv('/etc/passwd')",
+        "SELECT uid, getenv('HOME') AS key FROM events",
+        "DELETE FROM events",
+        "SELECT * FROM main.events",
+    ],
+)
+def test_unsafe_sql_is_refused(sql: str) -> None:
+    assert check_sql(sql)
+
+
+def test_ctes_and_subqueries_over_events_are_allowed() -> None:
+    sql = (
+        "WITH a AS (SELECT uid, host FROM events) SELECT uid, host AS key FROM a "
+        "WHERE uid IN (SELECT uid FROM events)"
+    )
+    assert check_sql(sql) == []
+
+
+def _broken_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "heuristics"
+    folder.mkdir()
+    shutil.copy(heuristics_dir() / "event_log_cleared.yaml", folder)
+    text = (heuristics_dir() / "lsass_access.yaml").read_text(encoding="utf-8")
+    (folder / "lsass_access.yaml").write_text(
+        text.replace("level: high", "level: severe").replace("0x1010'}", "0x1000'}"),
+        encoding="utf-8",
+    )
+    (folder / "bad_sql.yaml").write_text(
+        "id: bad_sql\ntitle: t\nlevel: low\nattack: [T1000]\ndescription: d\n"
+        'falsepositives: [none]\nwhere: "1 = 1; DROP TABLE events"\n'
+        "examples: {fires: [{fields: {EventID: 1}}], silent: [{fields: {EventID: 2}}]}\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_rules_lint_exit_codes(tmp_path: Path) -> None:
+    clean = run_irkit("rules", "lint")
+    assert clean.returncode == 0, clean.stderr
+    broken = run_irkit("rules", "lint", "--json", "--folder", str(_broken_folder(tmp_path)))
+    assert broken.returncode == 1, broken.stderr
+    problems = json.loads(broken.stdout)["problems"]
+    text = "\n".join(problems)
+    assert "lsass_access.yaml: bad level 'severe'" in text
+    assert "bad_sql.yaml: bad ATT&CK tag 'T1000'" in text
+    assert "bad_sql.yaml: SQL must be one statement without ';'" in text
+    assert not any(p.startswith("event_log_cleared") for p in problems)
+
+
+def test_example_that_does_not_fire_is_a_lint_problem(tmp_path: Path) -> None:
+    folder = tmp_path / "h"
+    folder.mkdir()
+    text = (heuristics_dir() / "lsass_access.yaml").read_text(encoding="utf-8")
+    (folder / "lsass_access.yaml").write_text(text.replace("0x1010'}", "0x1000'}"), "utf-8")
+    result = run_irkit("rules", "lint", "--folder", str(folder))
+    assert result.returncode == 1
+    assert "lsass_access.yaml: example 'fires' does not fire" in result.stderr
+
+
+def test_load_refuses_a_broken_folder(tmp_path: Path) -> None:
+    with pytest.raises(IrkitError, match=r"bad_sql\.yaml"):
+        load_heuristics(_broken_folder(tmp_path))
+
+
+def test_rules_list() -> None:
+    result = run_irkit("rules", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [r["id"] for r in listed] == [h.id for h in HEURISTICS]
+    table = run_irkit("rules", "list")
+    assert table.returncode == 0 and "event_log_cleared" in table.stdout
+
+
+def test_min_level_skips_lower_heuristics(tmp_path: Path) -> None:
+    with Case(tmp_path / "case", create=True) as case:
+        result = run_heuristics(case, min_level="high")
+    assert result.report["heuristics"] == sum(h.level in ("high", "critical") for h in HEURISTICS)
+    assert result.findings == [] and result.warnings == []
+
+
+def test_corpus(corpus_case: tuple[Path, dict[str, object]]) -> None:
+    """All heuristics over the corpus: counts, ATT&CK-samples coverage, benign high findings."""
+    case_dir, _ = corpus_case
+    with Case(case_dir, read_only=True) as case:
+        result = run_heuristics(case)
+        assert result.warnings == []
+        medium_uids = [
+            u for f in result.findings if severity_rank(f.severity) >= 2 for u in f.event_uids
+        ]
+        case.db.execute("CREATE TEMP TABLE medium_uids (uid VARCHAR)")
+        case.db.executemany("INSERT INTO medium_uids VALUES (?)", [[u] for u in medium_uids])
+        total, hit = case.db.execute(
+            """SELECT count(DISTINCT evidence),
+                      count(DISTINCT evidence) FILTER (WHERE uid IN (SELECT uid FROM medium_uids))
+               FROM events WHERE evidence LIKE '%EVTX-ATTACK-SAMPLES%'"""
+        ).fetchall()[0]
+    counts = Counter(f.rule for f in result.findings)
+    print("\nfindings per heuristic on the corpus:")
+    for heuristic in HEURISTICS:
+        print(f"  {heuristic.id:45} {heuristic.level:13} {counts.get(heuristic.id, 0)}")
+    print(f"EVTX-ATTACK-SAMPLES files with a medium+ finding: {hit}/{total} = {hit / total:.1%}")
+    benign = [
+        f
+        for f in result.findings
+        if severity_rank(f.severity) >= 3 and any(f"/{d}/" in f.evidence for d in BENIGN_DIRS)
+    ]
+    print("high/critical findings on the benign folders:")
+    for finding in benign:
+        print(f"  {finding.rule} {finding.evidence} x{finding.count}: {finding.excerpt[:150]}")
+    assert hit / total >= 0.2
+    for rule in ("event_log_cleared", "lsass_access", "wmi_persistence", "shadow_copy_deletion"):
+        assert counts[rule], rule
