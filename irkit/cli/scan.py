@@ -183,18 +183,19 @@ def findings(
                 sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
             )
             try:
-                _write(fmt, rows, stream)
+                write_findings(fmt, rows, stream)
             finally:
                 stream.flush()
                 stream.detach()
             return
         tmp = output.with_name(f".{output.name}.irkit-tmp")
         with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
-            _write(fmt, rows, handle)
+            write_findings(fmt, rows, handle)
         tmp.replace(output)
 
 
-def _write(fmt: FindingsFormat, rows: Any, out: TextIO) -> None:
+def write_findings(fmt: FindingsFormat, rows: Any, out: TextIO) -> None:
+    """Findings as CSV (cells neutralised) or JSON Lines."""
     from irkit.scan import FINDING_EXPORT
 
     if fmt is FindingsFormat.jsonl:

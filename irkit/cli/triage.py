@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from irkit.ingest import ParseSummary
 
 TIMELINE_NAME = "timeline.csv"
+FINDINGS_NAME = "findings.csv"
 
 
 @errors_handled
@@ -33,12 +34,27 @@ def triage(
         list[Path] | None,
         typer.Option("--ioc", help="Hash IOC list (LOKI hash;description, sha256sum, CSV)."),
     ] = None,
+    sigma: Annotated[
+        list[Path] | None,
+        typer.Option("--sigma", help="Also run these Sigma rules (file or folder, repeatable)."),
+    ] = None,
+    yara: Annotated[
+        list[Path] | None,
+        typer.Option("--yara", help="Also run these YARA rules over the evidence and events."),
+    ] = None,
+    no_scan: Annotated[
+        bool, typer.Option("--no-scan", help="Parse and hash only: no heuristics, no findings.")
+    ] = False,
+    fail_on: Annotated[
+        str | None,
+        typer.Option("--fail-on", help="Exit 4 when a finding at this level or above is found."),
+    ] = None,
     quiet: Quiet = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Parse all recognised evidence under PATH, hash the other files, write
-    OUT/timeline.csv, print a summary."""
+    """Parse all recognised evidence under PATH, hash the other files, scan for findings,
+    write OUT/timeline.csv and OUT/findings.csv, print a summary."""
     from irkit.case import Case
     from irkit.cli.common import stderr_console
     from irkit.cli.summary import render_summary
@@ -52,6 +68,14 @@ def triage(
     )
     assert isinstance(summary, ParseSummary)
     hashed = _hash_files(path, out, summary, ioc)
+    scanned = None
+    if not no_scan:
+        from irkit.scan import ScanOptions, check_level, scan
+
+        if fail_on is not None:
+            check_level(fail_on, "--fail-on")
+        scanned = scan(out, ScanOptions(sigma=sigma or (), yara=yara or ()), command=sys.argv)
+        _write_findings(out / FINDINGS_NAME, out)
     timeline_path = out / TIMELINE_NAME
     with Case(out, read_only=True) as store:
         rows = write_file(
@@ -64,6 +88,9 @@ def triage(
     data = summary.as_dict()
     data["hash"] = hashed.as_dict()
     data["timeline"] = {"path": str(timeline_path), "rows": rows}
+    if scanned is not None:
+        data["scan"] = scanned.as_dict()
+        data["scan"]["path"] = str(out / FINDINGS_NAME)
     if json_out:
         print_json(data)
     elif not quiet:
@@ -72,9 +99,32 @@ def triage(
         console = stderr_console()
         render_summary(console, summary)
         render_hash_summary(console, hashed, data["hash"])
+        if scanned is not None:
+            from irkit.cli.scan import render_scan
+
+            render_scan(console, scanned, data["scan"])
+            console.print(safe_text(f"findings: {out / FINDINGS_NAME}"))
         console.print(safe_text(f"timeline: {timeline_path} ({rows:,} events)"))
+    if scanned is not None and fail_on is not None and scanned.at_or_above(fail_on):
+        raise typer.Exit(int(ExitCode.FINDINGS))
     partial = summary.exit_code != ExitCode.OK or hashed.partial
+    partial = partial or bool(scanned and scanned.warnings)
     raise typer.Exit(int(ExitCode.PARTIAL if partial else ExitCode.OK))
+
+
+def _write_findings(target: Path, case: Path) -> None:
+    """Every finding of the case as CSV (the same file `irkit findings -f csv` writes)."""
+    from irkit.case import Case
+    from irkit.cli.scan import FindingsFormat, write_findings
+    from irkit.scan import iter_findings
+
+    tmp = target.with_name(f".{target.name}.irkit-tmp")
+    with (
+        Case(case, read_only=True) as store,
+        tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle,
+    ):
+        write_findings(FindingsFormat.csv, iter_findings(store), handle)
+    tmp.replace(target)
 
 
 def _hash_files(
