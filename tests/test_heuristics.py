@@ -28,7 +28,7 @@ BENIGN_DIRS = ("omerbenamram-evtx", "python-evtx", "plaso-evtx")
 
 
 def test_shipped_set_is_big_enough_and_ids_are_file_names() -> None:
-    assert len(HEURISTICS) >= 25
+    assert len(HEURISTICS) >= 55
     for heuristic in HEURISTICS:
         assert Path(heuristic.path).stem == heuristic.id
         assert heuristic.attack and heuristic.falsepositives
@@ -160,6 +160,24 @@ def test_corpus(corpus_case: tuple[Path, dict[str, object]]) -> None:
     print("high/critical findings on the benign folders:")
     for finding in benign:
         print(f"  {finding.rule} {finding.evidence} x{finding.count}: {finding.excerpt[:150]}")
-    assert hit / total >= 0.2
-    for rule in ("event_log_cleared", "lsass_access", "wmi_persistence", "shadow_copy_deletion"):
+    assert hit / total >= 0.5
+    # Every high finding on the benign logs is known and explained in docs/detection.md.
+    assert {(f.rule, Path(f.evidence).name) for f in benign} == {
+        ("event_log_cleared", "system.evtx"),  # the user really cleared the Sysmon log
+        ("lsass_access", "sysmon.evtx"),  # Procmon from Temp opened LSASS, full access
+        ("service_installed_suspicious_path", "system.evtx"),  # a service from AppData\Temp
+        ("shadow_copy_deletion", "issue_43.evtx"),  # vssadmin/wmic deleting shadow copies
+    }
+    for rule in (
+        "event_log_cleared",
+        "lsass_access",
+        "wmi_persistence",
+        "shadow_copy_deletion",
+        "mssql_xp_cmdshell",
+        "admin_share_executable_write",
+        "remote_service_control_pipe",
+        "renamed_windows_binary",
+        "uac_bypass_registry_hijack",
+        "wmi_spawned_process",
+    ):
         assert counts[rule], rule
