@@ -28,6 +28,7 @@ import hashlib
 import mmap
 import os
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -112,11 +113,19 @@ class FileEntry:
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
     status: str = "not-regular"
     note: str = ""
+    _btime: str | None = None
 
     @property
     def size(self) -> int:
         """Size in bytes from lstat."""
         return self.info.st_size
+
+    @property
+    def btime(self) -> str:
+        """Birth time, ISO 8601 UTC, or "" (asked of the file system once)."""
+        if self._btime is None:
+            self._btime = birth_time(self.info, self.path)
+        return self._btime
 
 
 @dataclasses.dataclass(slots=True)
@@ -475,7 +484,7 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
         "mtime": iso_ns(info.st_mtime_ns),
         "atime": iso_ns(info.st_atime_ns),
         "ctime": iso_ns(info.st_ctime_ns),
-        "btime": birth_time(info),
+        "btime": entry.btime,
         "hash_status": entry.status,
     }
     if entry.target:
@@ -485,11 +494,58 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
     return fields
 
 
-def birth_time(info: os.stat_result) -> str:
+def birth_time(info: os.stat_result, path: str | None = None) -> str:
+    """When the file was created (ISO 8601 UTC), or "" where nothing says.
+
+    ``stat`` gives it on macOS, the BSDs and Windows; on Linux, Python 3.11's ``stat``
+    does not, so ``statx(2)`` is asked for it by ``path`` (ext4, XFS, Btrfs, tmpfs keep it).
+    """
     born = getattr(info, "st_birthtime_ns", None)
     if born is None and (seconds := getattr(info, "st_birthtime", None)) is not None:
         born = int(seconds * 1_000_000_000)
+    if born is None and path is not None:
+        born = _statx_birth_ns(path)
     return iso_ns(born) if born else ""
+
+
+_STATX_BTIME: Final = 0x800
+_AT_SYMLINK_NOFOLLOW: Final = 0x100
+_AT_STATX_DONT_SYNC: Final = 0x4000  # never wait on a network file system for it
+_STATX_SIZE: Final = 256
+_STATX_BTIME_OFFSET: Final = 80  # struct statx: stx_btime {s64 tv_sec; u32 tv_nsec; ...}
+_statx_call: Any = None
+
+
+def _statx_birth_ns(path: str) -> int | None:
+    """``statx(2)``'s birth time of ``path`` (a link itself, not its target), or None."""
+    global _statx_call
+    if _statx_call is None:
+        _statx_call = False
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            try:
+                call = ctypes.CDLL(None, use_errno=True).statx
+            except (AttributeError, OSError):
+                return None
+            call.argtypes = (
+                ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_char_p,
+            )  # fmt: skip
+            call.restype = ctypes.c_int
+            _statx_call = call
+    if not _statx_call:
+        return None
+    buffer = bytes(_STATX_SIZE)
+    flags = _AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC
+    if _statx_call(-100, os.fsencode(path), flags, _STATX_BTIME, buffer) != 0:  # AT_FDCWD
+        return None
+    mask = int.from_bytes(buffer[0:4], "little")
+    if not mask & _STATX_BTIME:
+        return None
+    at = _STATX_BTIME_OFFSET
+    seconds = int.from_bytes(buffer[at : at + 8], "little", signed=True)
+    nanos = int.from_bytes(buffer[at + 8 : at + 12], "little")
+    return seconds * 1_000_000_000 + nanos if seconds or nanos else None
 
 
 def entry_rows(entry: FileEntry) -> list[Row]:
@@ -744,7 +800,7 @@ def run_hash(
             if spool is not None:
                 spool.add(entry)
             else:
-                summary.events += 4 if birth_time(entry.info) else 3
+                summary.events += 4 if entry.btime else 3
 
         hash_paths(roots, options, on_entry, summary, iocs, progress)
         if opener is not None and spool is not None:

@@ -308,3 +308,20 @@ def test_findings_export_lists_the_ioc_match(tmp_path: Path) -> None:
     assert jsonl.returncode == 0 and jsonl.stdout == ""
     bad = run_irkit("findings", str(case), "--min-level", "severe")
     assert bad.returncode == 2 and "one of informational" in bad.stderr
+
+
+def test_birth_time_where_the_file_system_keeps_it(tmp_path: Path) -> None:
+    from irkit.hashing import birth_time
+
+    target = tmp_path / "born"
+    target.write_text("x")
+    stat_out = subprocess.run(
+        ["stat", "-c", "%W", str(target)], capture_output=True, text=True, check=False
+    )
+    if stat_out.returncode != 0 or stat_out.stdout.strip() in ("0", "-", ""):
+        pytest.skip("this file system or stat does not report a birth time")
+    born = birth_time(target.lstat(), str(target))
+    assert born.endswith("+00:00")
+    import datetime as dt
+
+    assert int(dt.datetime.fromisoformat(born).timestamp()) == int(stat_out.stdout)

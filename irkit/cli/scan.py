@@ -25,22 +25,29 @@ Level = Annotated[
     ),
 ]
 
+SigmaRules = Annotated[
+    list[Path] | None,
+    typer.Option("--sigma", help="Sigma rule file or folder (repeatable)."),
+]
+YaraRules = Annotated[
+    list[Path] | None,
+    typer.Option("--yara", help="YARA rule file or folder (repeatable)."),
+]
+FailOn = Annotated[
+    str | None,
+    typer.Option("--fail-on", help="Exit 4 when a finding at this level or above is found."),
+]
+
 
 @errors_handled
 def scan(
     case: Annotated[Path, typer.Argument(help="Case directory (from irkit parse or triage).")],
-    yara: Annotated[
-        list[Path] | None,
-        typer.Option("--yara", help="YARA rule file or folder (repeatable)."),
-    ] = None,
+    yara: YaraRules = None,
     yara_target: Annotated[
         list[Path] | None,
         typer.Option("--yara-target", help="Also scan these files or folders with YARA."),
     ] = None,
-    sigma: Annotated[
-        list[Path] | None,
-        typer.Option("--sigma", help="Sigma rule file or folder (repeatable)."),
-    ] = None,
+    sigma: SigmaRules = None,
     sigma_config: Annotated[
         Path | None,
         typer.Option("--sigma-config", help="YAML with placeholder values for Sigma rules."),
@@ -49,10 +56,7 @@ def scan(
         bool, typer.Option("--no-builtin", help="Skip irkit's heuristics and analytics.")
     ] = False,
     min_level: Level = "informational",
-    fail_on: Annotated[
-        str | None,
-        typer.Option("--fail-on", help="Exit 4 when a finding at this level or above is found."),
-    ] = None,
+    fail_on: FailOn = None,
     quiet: Quiet = False,
     json_out: JsonOut = False,
     debug: Debug = False,

@@ -11,6 +11,7 @@ import typer
 
 from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, safe_text
 from irkit.cli.parse import Engine, Recover, Workers, open_evidence, run_parse
+from irkit.cli.scan import FailOn, SigmaRules, YaraRules
 from irkit.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -34,21 +35,12 @@ def triage(
         list[Path] | None,
         typer.Option("--ioc", help="Hash IOC list (LOKI hash;description, sha256sum, CSV)."),
     ] = None,
-    sigma: Annotated[
-        list[Path] | None,
-        typer.Option("--sigma", help="Also run these Sigma rules (file or folder, repeatable)."),
-    ] = None,
-    yara: Annotated[
-        list[Path] | None,
-        typer.Option("--yara", help="Also run these YARA rules over the evidence and events."),
-    ] = None,
+    sigma: SigmaRules = None,
+    yara: YaraRules = None,
     no_scan: Annotated[
         bool, typer.Option("--no-scan", help="Parse and hash only: no heuristics, no findings.")
     ] = False,
-    fail_on: Annotated[
-        str | None,
-        typer.Option("--fail-on", help="Exit 4 when a finding at this level or above is found."),
-    ] = None,
+    fail_on: FailOn = None,
     quiet: Quiet = False,
     json_out: JsonOut = False,
     debug: Debug = False,

@@ -104,7 +104,7 @@ def describe(record: FileRecord, info: os.stat_result, live: bool) -> None:
     record.mtime = iso_ns(info.st_mtime_ns)
     record.atime = iso_ns(info.st_atime_ns)
     record.ctime = iso_ns(info.st_ctime_ns)
-    record.btime = birth_time(info)
+    record.btime = birth_time(info, record.source_path)
     record.mode = stat.filemode(info.st_mode)
     record.uid, record.gid, record.inode = info.st_uid, info.st_gid, info.st_ino
     record.owner, record.group = _names(info, live)
