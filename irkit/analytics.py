@@ -5,7 +5,8 @@ An entity kind (a process image, a parent→child pair, a service, a logon…) i
 values. ``stack`` counts every entity across all hosts and sources in one SQL query over the
 case's events, rarest first; ``first_seen`` keeps the entities that appeared only after a
 baseline window; ``rare_findings`` turns rare-and-suspicious rows (the rules of
-``artifacts/analytics/findings.yaml``) into findings.
+``artifacts/analytics/findings.yaml``) into findings. ``irkit.analytics_defs`` reads and
+checks entities.yaml, ``irkit.analytics_rules`` findings.yaml; their names are exported here.
 """
 
 from __future__ import annotations
@@ -13,75 +14,55 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
-import functools
-import re
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import yaml
-
-from irkit.artifacts import artifacts_dir
+from irkit.analytics_defs import (
+    _TEMPLATE_FIELD,
+    FIELD_NAME,
+    NORMALISERS,
+    SOURCES,
+    Definitions,
+    EntityKind,
+    Extract,
+    Value,
+    _definitions,
+    entity_kind,
+    kinds,
+    load_definitions,
+)
+from irkit.analytics_rules import CONDITIONS, Condition, RareRule, load_rules
 from irkit.detect import DetectorResult
-from irkit.errors import IrkitError, UsageError
+from irkit.errors import UsageError
 from irkit.model import MAX_EVENT_UIDS, Finding, Severity
 
 if TYPE_CHECKING:
     from irkit.case import Case
 
+__all__ = [
+    "CONDITIONS",
+    "DETECTOR",
+    "FIELD_NAME",
+    "NORMALISERS",
+    "SOURCES",
+    "Condition",
+    "Definitions",
+    "EntityKind",
+    "Extract",
+    "RareRule",
+    "StackRow",
+    "Value",
+    "entity_kind",
+    "first_seen",
+    "kinds",
+    "load_definitions",
+    "load_rules",
+    "rare_findings",
+    "stack",
+]
+
 DETECTOR: Final = "analytics"
-NORMALISERS: Final = ("text", "lower", "path")
-SOURCES: Final = ("evtx", "osquery")
-CONDITIONS: Final = ("basename_in", "contains_any")
-#: Field names the definitions may use: Sigma names, osquery columns, dotted paths.
-FIELD_NAME: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]*$")
-_TEMPLATE_FIELD: Final = re.compile(r"\{([^{}]*)\}")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Value:
-    """How one column's value comes out of an event's fields."""
-
-    fields: tuple[str, ...] = ()
-    template: str = ""
-    constant: str | None = None
-    regex: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Extract:
-    """One kind of event that names an entity, and how its values are read."""
-
-    source: str
-    values: Mapping[str, Value]
-    channels: tuple[str, ...] = ()
-    event_ids: tuple[str, ...] = ()
-    queries: tuple[str, ...] = ()
-    match: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    exclude: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EntityKind:
-    """An entity kind of entities.yaml: its columns and the events that give it."""
-
-    name: str
-    title: str
-    columns: tuple[str, ...]
-    normalise: Mapping[str, str]
-    labels: Mapping[str, Mapping[str, str]]
-    required: tuple[str, ...]
-    extracts: tuple[Extract, ...]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Definitions:
-    """Everything entities.yaml says."""
-
-    kinds: Mapping[str, EntityKind]
-    empty_values: tuple[str, ...]
-    path_prefixes: Mapping[str, str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,192 +100,6 @@ class StackRow:
 
 def _iso(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).isoformat() if value is not None else ""
-
-
-# --- definitions ---------------------------------------------------------------------------
-
-
-class _InvalidError(IrkitError):
-    """A definition file that does not say what irkit expects."""
-
-
-def _strings(value: object, where: str) -> tuple[str, ...]:
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return (str(value),)
-    if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
-        return tuple(str(v) for v in value)
-    raise _InvalidError(f"{where}: expected a string or a non-empty list of strings, got {value!r}")
-
-
-def _field(name: str, where: str) -> str:
-    if not FIELD_NAME.match(name):
-        raise _InvalidError(f"{where}: {name!r} is not a field name")
-    return name
-
-
-def _value(spec: object, where: str) -> Value:
-    if isinstance(spec, str | list):
-        return Value(fields=tuple(_field(f, where) for f in _strings(spec, where)))
-    if not isinstance(spec, dict) or len(spec.keys() - {"regex"}) != 1:
-        raise _InvalidError(f"{where}: expected a field, a list of fields or one of template/value")
-    if "template" in spec:
-        template = str(spec["template"])
-        names = _TEMPLATE_FIELD.findall(template)
-        if not names:
-            raise _InvalidError(f"{where}: the template names no {{Field}}")
-        return Value(fields=tuple(_field(n, where) for n in names), template=template)
-    if "value" in spec:
-        return Value(constant=str(spec["value"]))
-    if "field" in spec:
-        regex = str(spec.get("regex", ""))
-        if regex:
-            try:
-                if re.compile(regex).groups != 1:
-                    raise _InvalidError(f"{where}: the regex needs exactly one group")
-            except re.error as exc:
-                raise _InvalidError(f"{where}: bad regex: {exc}") from exc
-        return Value(fields=(_field(str(spec["field"]), where),), regex=regex)
-    raise _InvalidError(f"{where}: unknown value keys {sorted(spec)}")
-
-
-def _extract(spec: object, columns: tuple[str, ...], where: str) -> Extract:
-    if not isinstance(spec, dict):
-        raise _InvalidError(f"{where}: expected a mapping")
-    allowed = {"source", "channels", "event_ids", "queries", "values", "match", "exclude"}
-    if unknown := spec.keys() - allowed:
-        raise _InvalidError(f"{where}: unknown keys {sorted(unknown)}")
-    source = spec.get("source")
-    if source not in SOURCES:
-        raise _InvalidError(f"{where}: source must be one of {', '.join(SOURCES)}")
-    raw_values = spec.get("values")
-    if not isinstance(raw_values, dict) or not raw_values:
-        raise _InvalidError(f"{where}: values must map columns to fields")
-    if unknown := raw_values.keys() - set(columns):
-        raise _InvalidError(f"{where}: values for unknown columns {sorted(unknown)}")
-    values = {c: _value(v, f"{where}.values.{c}") for c, v in raw_values.items()}
-    filters: dict[str, dict[str, tuple[str, ...]]] = {}
-    for key in ("match", "exclude"):
-        raw = spec.get(key, {})
-        if not isinstance(raw, dict):
-            raise _InvalidError(f"{where}.{key}: expected field -> [values]")
-        filters[key] = {
-            _field(str(k), f"{where}.{key}"): _strings(v, f"{where}.{key}.{k}")
-            for k, v in raw.items()
-        }
-    if source == "evtx":
-        if "queries" in spec or not spec.get("channels") or not spec.get("event_ids"):
-            raise _InvalidError(
-                f"{where}: an evtx extract needs channels and event_ids, no queries"
-            )
-        return Extract(
-            source,
-            values,
-            channels=_strings(spec["channels"], f"{where}.channels"),
-            event_ids=_strings(spec["event_ids"], f"{where}.event_ids"),
-            match=filters["match"],
-            exclude=filters["exclude"],
-        )
-    if "channels" in spec or "event_ids" in spec or not spec.get("queries"):
-        raise _InvalidError(f"{where}: an osquery extract needs queries, no channels or event_ids")
-    return Extract(
-        source,
-        values,
-        queries=_strings(spec["queries"], f"{where}.queries"),
-        match=filters["match"],
-        exclude=filters["exclude"],
-    )
-
-
-def _kind(name: str, spec: object) -> EntityKind:
-    where = f"kinds.{name}"
-    if not isinstance(spec, dict):
-        raise _InvalidError(f"{where}: expected a mapping")
-    if unknown := spec.keys() - {"title", "columns", "required", "from"}:
-        raise _InvalidError(f"{where}: unknown keys {sorted(unknown)}")
-    raw_columns = spec.get("columns")
-    if not isinstance(raw_columns, dict) or not raw_columns:
-        raise _InvalidError(f"{where}.columns: expected column -> options")
-    columns = tuple(_field(str(c), f"{where}.columns") for c in raw_columns)
-    normalise: dict[str, str] = {}
-    labels: dict[str, dict[str, str]] = {}
-    for column, options in raw_columns.items():
-        options = options or {}
-        if not isinstance(options, dict) or options.keys() - {"normalise", "labels"}:
-            raise _InvalidError(f"{where}.columns.{column}: only normalise and labels")
-        normalise[column] = str(options.get("normalise", "text"))
-        if normalise[column] not in NORMALISERS:
-            raise _InvalidError(f"{where}.columns.{column}: normalise is one of {NORMALISERS}")
-        raw_labels = options.get("labels", {})
-        if not isinstance(raw_labels, dict):
-            raise _InvalidError(f"{where}.columns.{column}.labels: expected value -> label")
-        labels[column] = {str(k): str(v) for k, v in raw_labels.items()}
-    required = _strings(spec.get("required", [columns[0]]), f"{where}.required")
-    if unknown := set(required) - set(columns):
-        raise _InvalidError(f"{where}.required: unknown columns {sorted(unknown)}")
-    raw_from = spec.get("from")
-    if not isinstance(raw_from, list) or not raw_from:
-        raise _InvalidError(f"{where}.from: expected a list of extracts")
-    extracts = tuple(_extract(e, columns, f"{where}.from[{i}]") for i, e in enumerate(raw_from))
-    for index, extract in enumerate(extracts):
-        if missing := set(required) - extract.values.keys():
-            raise _InvalidError(f"{where}.from[{index}]: no value for required {sorted(missing)}")
-    return EntityKind(
-        name, str(spec.get("title", name)), columns, normalise, labels, required, extracts
-    )
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise IrkitError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise IrkitError(f"{path}: expected a mapping at the top")
-    return data
-
-
-def load_definitions(path: Path | None = None) -> Definitions:
-    """Read and check entities.yaml (irkit's own unless a path is given)."""
-    path = path or artifacts_dir() / "analytics" / "entities.yaml"
-    data = _load_yaml(path)
-    try:
-        if unknown := data.keys() - {"kinds", "empty_values", "path_prefixes"}:
-            raise _InvalidError(f"unknown keys {sorted(unknown)}")
-        raw_kinds = data.get("kinds")
-        if not isinstance(raw_kinds, dict) or not raw_kinds:
-            raise _InvalidError("kinds: expected name -> kind")
-        prefixes = data.get("path_prefixes", {})
-        if not isinstance(prefixes, dict):
-            raise _InvalidError("path_prefixes: expected prefix -> replacement")
-        empty = data.get("empty_values", [""])
-        return Definitions(
-            kinds={str(k): _kind(str(k), v) for k, v in raw_kinds.items()},
-            empty_values=tuple(str(v) for v in empty) if isinstance(empty, list) else ("",),
-            path_prefixes={str(k).lower(): str(v or "") for k, v in prefixes.items()},
-        )
-    except _InvalidError as exc:
-        raise IrkitError(f"{path}: {exc.message}") from exc
-
-
-@functools.cache
-def _definitions() -> Definitions:
-    return load_definitions()
-
-
-def kinds() -> tuple[str, ...]:
-    """The entity kinds irkit knows, in the order of entities.yaml."""
-    return tuple(_definitions().kinds)
-
-
-def entity_kind(name: str) -> EntityKind:
-    """One entity kind; an unknown name is a usage error that lists the kinds."""
-    known = _definitions().kinds
-    if name not in known:
-        raise UsageError(
-            f"unknown entity kind {name!r}",
-            hint=f"use one of: {', '.join(known)}",
-        )
-    return known[name]
 
 
 # --- SQL -----------------------------------------------------------------------------------
@@ -503,136 +298,6 @@ def first_seen(case: Case, kind: str, baseline_until: dt.datetime) -> list[Stack
 
 
 # --- rare-and-suspicious findings ------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Condition:
-    """A test on one column of a stacked row: ``basename_in`` or ``contains_any`` a list."""
-
-    column: str
-    test: str
-    entries: tuple[str, ...]
-    tags: Mapping[str, tuple[str, ...]]
-
-    def matches(self, row: StackRow) -> tuple[str, ...] | None:
-        """The matched entry's ATT&CK tags (maybe none) when the row matches, else None."""
-        value = row.value(self.column).lower()
-        if not value:
-            return None
-        if self.test == "basename_in":
-            name = re.split(r"[\\/]", value.strip().strip('"'))[-1]
-            return self.tags.get(name, ()) if name in self.entries else None
-        for entry in self.entries:
-            if entry in value:
-                return self.tags.get(entry, ())
-        return None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RareRule:
-    """A rule of findings.yaml: rare rows of a kind that meet every condition."""
-
-    id: str
-    kind: str
-    max_count: int
-    title: str
-    description: str
-    severity: Severity
-    attack: tuple[str, ...]
-    when: tuple[Condition, ...]
-    escalate_to: Severity | None = None
-    escalate_when: tuple[Condition, ...] = ()
-    unless: tuple[Condition, ...] = ()
-
-
-def _conditions(raw: object, kind: EntityKind, lists: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(raw, dict) or not raw:
-        raise _InvalidError(f"{where}: expected column -> condition")
-    found = []
-    for column, test in raw.items():
-        if column not in kind.columns:
-            raise _InvalidError(f"{where}: {kind.name} has no column {column!r}")
-        if not isinstance(test, dict) or len(test) != 1 or next(iter(test)) not in CONDITIONS:
-            raise _InvalidError(f"{where}.{column}: one of {', '.join(CONDITIONS)}")
-        name, list_name = next(iter(test.items()))
-        if list_name not in lists:
-            raise _InvalidError(f"{where}.{column}: no list {list_name!r}")
-        entries = lists[list_name]
-        tags = {k: tuple(v or ()) for k, v in entries.items()} if isinstance(entries, dict) else {}
-        found.append(Condition(str(column), name, tuple(entries), tags))
-    return tuple(found)
-
-
-def _severity(value: object, where: str) -> Severity:
-    try:
-        return Severity(str(value))
-    except ValueError as exc:
-        raise _InvalidError(f"{where}: severity is one of {', '.join(Severity)}") from exc
-
-
-def load_rules(path: Path | None = None, definitions: Definitions | None = None) -> list[RareRule]:
-    """Read and check findings.yaml (irkit's own unless a path is given)."""
-    path = path or artifacts_dir() / "analytics" / "findings.yaml"
-    known = (definitions or _definitions()).kinds
-    data = _load_yaml(path)
-    rules = []
-    try:
-        lists = data.get("lists", {})
-        if not isinstance(lists, dict):
-            raise _InvalidError("lists: expected name -> list")
-        for name, entries in lists.items():
-            if not isinstance(entries, list | dict) or not entries:
-                raise _InvalidError(f"lists.{name}: expected a non-empty list or mapping")
-            if any(not isinstance(e, str) or e != e.lower() for e in entries):
-                raise _InvalidError(f"lists.{name}: entries are lower-case strings")
-        raw_rules = data.get("rules")
-        if not isinstance(raw_rules, dict) or not raw_rules:
-            raise _InvalidError("rules: expected id -> rule")
-        allowed = {"kind", "max_count", "title", "description", "severity", "attack", "when"}
-        for rule_id, spec in raw_rules.items():
-            where = f"rules.{rule_id}"
-            if not isinstance(spec, dict) or spec.keys() - allowed - {"escalate", "unless"}:
-                raise _InvalidError(f"{where}: expected a mapping of {sorted(allowed)}")
-            if spec.get("kind") not in known:
-                raise _InvalidError(f"{where}: kind is one of {', '.join(known)}")
-            kind = known[spec["kind"]]
-            max_count = spec.get("max_count")
-            if not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1:
-                raise _InvalidError(f"{where}: max_count is a whole number, 1 or more")
-            attack = _strings(spec.get("attack", []) or [""], f"{where}.attack")
-            if any(not re.match(r"^attack\.[a-z0-9_.]+$", a) for a in attack):
-                raise _InvalidError(f"{where}.attack: tags look like attack.t1059.001")
-            escalate = spec.get("escalate") or {}
-            if not isinstance(escalate, dict) or escalate.keys() - {"severity", "when"}:
-                raise _InvalidError(f"{where}.escalate: expected severity and when")
-            rules.append(
-                RareRule(
-                    id=str(rule_id),
-                    kind=kind.name,
-                    max_count=max_count,
-                    title=str(spec.get("title", rule_id)),
-                    description=str(spec.get("description", "")),
-                    severity=_severity(spec.get("severity"), where),
-                    attack=attack,
-                    when=_conditions(spec.get("when"), kind, lists, f"{where}.when"),
-                    escalate_to=(
-                        _severity(escalate["severity"], f"{where}.escalate") if escalate else None
-                    ),
-                    escalate_when=(
-                        _conditions(escalate.get("when"), kind, lists, f"{where}.escalate.when")
-                        if escalate
-                        else ()
-                    ),
-                    unless=(
-                        _conditions(spec["unless"], kind, lists, f"{where}.unless")
-                        if "unless" in spec
-                        else ()
-                    ),
-                )
-            )
-    except _InvalidError as exc:
-        raise IrkitError(f"{path}: {exc.message}") from exc
-    return rules
 
 
 def _all_match(conditions: Sequence[Condition], row: StackRow) -> tuple[str, ...] | None:

@@ -25,11 +25,8 @@ import concurrent.futures as cf
 import dataclasses
 import fnmatch
 import hashlib
-import mmap
 import os
 import stat
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,23 +34,23 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from irkit.errors import CaseError, EvidenceError, UsageError
-from irkit.ioc import IocSet
+from irkit.errors import EvidenceError, UsageError
+from irkit.fileio import (
+    PSEUDO_FS,
+    birth_time,
+    iso_ns,
+    mount_types,
+    on_pseudo_filesystem,
+    open_evidence,
+    read_buffer,
+)
 from irkit.model import Finding, ParseWarning, Severity
 
 if TYPE_CHECKING:
+    from irkit.ioc import IocSet
     from irkit.sources.base import Row
 
 ALGORITHMS: Final = ("md5", "sha1", "sha256")
-BLOCK: Final = 1 << 20
-#: File system types that are views of the kernel, not files: never entered.
-PSEUDO_FS: Final = frozenset(
-    {
-        "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs",
-        "securityfs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs",
-        "binfmt_misc", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "autofs", "nfsd",
-    }
-)  # fmt: skip
 #: The time fields of a file event, its ts_desc and its MACB letter.
 TIMES: Final = (
     ("mtime", "File Modified", "m"),
@@ -71,13 +68,6 @@ _TYPE_LETTER: Final = {
     stat.S_IFCHR: "c",
     stat.S_IFBLK: "b",
 }
-OPEN_FLAGS: Final = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-NOATIME: Final = getattr(os, "O_NOATIME", 0)
 #: Files hashed ahead of the one being reported: bounds memory, keeps the order.
 WINDOW: Final = 256
 
@@ -202,44 +192,6 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise UsageError(f"a size cannot be negative: {text!r}")
     return value
-
-
-def iso_ns(ns: int) -> str:
-    """Nanoseconds since the epoch as ISO 8601 UTC with microseconds."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}+00:00"
-
-
-def mount_types(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, str]:
-    """Every mount point on this machine and its file system type (none off Linux)."""
-    try:
-        text = mountinfo.read_text()
-    except OSError:
-        return {}
-    mounts = {}
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        fields, kinds = left.split(), right.split()
-        if len(fields) > 4 and kinds:
-            # Octal escapes (\040 for a space) in the mount point.
-            mounts[fields[4].encode().decode("unicode_escape")] = kinds[0]
-    return mounts
-
-
-def pseudo_mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> frozenset[str]:
-    """Mount points of pseudo-file systems on this machine (none off Linux)."""
-    return frozenset(p for p, kind in mount_types(mountinfo).items() if kind in PSEUDO_FS)
-
-
-def on_pseudo_filesystem(path: str, mounts: dict[str, str]) -> bool:
-    """True if the file system ``path`` lives on (its longest mount point) is a pseudo one:
-    ``/dev/shm`` (tmpfs) is not, though ``/dev`` (devtmpfs) is."""
-    real = os.path.realpath(path)
-    best = ""
-    for point in mounts:
-        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-            best = point
-    return bool(best) and mounts[best] in PSEUDO_FS
 
 
 class Walker:
@@ -377,40 +329,6 @@ class Walker:
             yield from self.walk_entry(child_path, root, child_info, device)
 
 
-_BUFFERS = threading.local()
-
-
-def read_buffer() -> memoryview:
-    """This thread's read buffer: anonymous memory the kernel may back with huge pages.
-
-    Measured on 1 GB of /usr/lib: about 10 % faster than a plain bytearray, whose pages
-    the three digests then walk through the TLB 4 KiB at a time. Anonymous, not a file
-    mapping: nothing can truncate it under us (no SIGBUS).
-    """
-    view: memoryview | None = getattr(_BUFFERS, "view", None)
-    if view is None:
-        try:
-            region = mmap.mmap(-1, 2 * BLOCK, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            if hasattr(mmap, "MADV_HUGEPAGE"):
-                region.madvise(mmap.MADV_HUGEPAGE)
-            view = memoryview(region)[:BLOCK]
-        except (OSError, ValueError, AttributeError):  # no anonymous mmap: plain memory
-            view = memoryview(bytearray(BLOCK))
-        _BUFFERS.view = view
-    return view
-
-
-def open_evidence(path: str, follow: bool = False) -> int:
-    """Open a file read-only for evidence: no atime update where allowed (``O_NOATIME``
-    needs ownership, so it is dropped when refused), a final link not followed unless
-    asked (ELOOP), never blocking on a FIFO. Raises OSError as ``os.open`` does."""
-    flags = OPEN_FLAGS if not follow else OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
-    try:
-        return os.open(path, flags | NOATIME)
-    except PermissionError:
-        return os.open(path, flags)
-
-
 def hash_file(entry: FileEntry, algorithms: Sequence[str], follow: bool = False) -> FileEntry:
     """Read one regular file once, feeding every digest; sets status and digests.
 
@@ -492,60 +410,6 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
     if entry.note:
         fields["hash_note"] = entry.note
     return fields
-
-
-def birth_time(info: os.stat_result, path: str | None = None) -> str:
-    """When the file was created (ISO 8601 UTC), or "" where nothing says.
-
-    ``stat`` gives it on macOS, the BSDs and Windows; on Linux, Python 3.11's ``stat``
-    does not, so ``statx(2)`` is asked for it by ``path`` (ext4, XFS, Btrfs, tmpfs keep it).
-    """
-    born = getattr(info, "st_birthtime_ns", None)
-    if born is None and (seconds := getattr(info, "st_birthtime", None)) is not None:
-        born = int(seconds * 1_000_000_000)
-    if born is None and path is not None:
-        born = _statx_birth_ns(path)
-    return iso_ns(born) if born else ""
-
-
-_STATX_BTIME: Final = 0x800
-_AT_SYMLINK_NOFOLLOW: Final = 0x100
-_AT_STATX_DONT_SYNC: Final = 0x4000  # never wait on a network file system for it
-_STATX_SIZE: Final = 256
-_STATX_BTIME_OFFSET: Final = 80  # struct statx: stx_btime {s64 tv_sec; u32 tv_nsec; ...}
-_statx_call: Any = None
-
-
-def _statx_birth_ns(path: str) -> int | None:
-    """``statx(2)``'s birth time of ``path`` (a link itself, not its target), or None."""
-    global _statx_call
-    if _statx_call is None:
-        _statx_call = False
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            try:
-                call = ctypes.CDLL(None, use_errno=True).statx
-            except (AttributeError, OSError):
-                return None
-            call.argtypes = (
-                ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_char_p,
-            )  # fmt: skip
-            call.restype = ctypes.c_int
-            _statx_call = call
-    if not _statx_call:
-        return None
-    buffer = bytes(_STATX_SIZE)
-    flags = _AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC
-    if _statx_call(-100, os.fsencode(path), flags, _STATX_BTIME, buffer) != 0:  # AT_FDCWD
-        return None
-    mask = int.from_bytes(buffer[0:4], "little")
-    if not mask & _STATX_BTIME:
-        return None
-    at = _STATX_BTIME_OFFSET
-    seconds = int.from_bytes(buffer[at : at + 8], "little", signed=True)
-    nanos = int.from_bytes(buffer[at + 8 : at + 12], "little")
-    return seconds * 1_000_000_000 + nanos if seconds or nanos else None
 
 
 def entry_rows(entry: FileEntry) -> list[Row]:
@@ -671,154 +535,3 @@ def ioc_finding(
             "sha256": sha,
         },
     )
-
-
-#: File events per Parquet part: small, so parts are written while the threads hash.
-SPOOL_BATCH: Final = 4_000
-
-
-class _CaseOpener:
-    """Opens (or creates) a case on a background thread."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.case: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._open, name="irkit-case", daemon=True)
-        self.thread.start()
-
-    def _open(self) -> None:
-        try:
-            import pyarrow.parquet  # noqa: F401  (the spool needs it: import it here too)
-
-            from irkit.case import Case
-
-            self.case = Case(self.root, create=True)
-        except BaseException as exc:  # re-raised in the caller's thread
-            self.error = exc
-
-    def result(self, raise_error: bool = True) -> Any:
-        """The open case; the opening error is raised here."""
-        self.thread.join()
-        if self.error is not None and raise_error:
-            raise self.error
-        return self.case
-
-
-class _EventSpool:
-    """File events as Parquet parts of ``batch`` rows; each file is its own evidence."""
-
-    def __init__(self, directory: Path, stem: str, batch: int = 10_000) -> None:
-        self.directory = directory
-        self.stem = stem
-        self.batch = batch
-        self.rows: list[Row] = []
-        self.evidence: list[str] = []
-        self.shas: list[str] = []
-        self.parts: list[Path] = []
-        self.total = 0
-
-    def add(self, entry: FileEntry) -> None:
-        rows = entry_rows(entry)
-        sha = entry.digests.get("sha256", "")
-        self.rows += rows
-        self.evidence += [entry.path] * len(rows)
-        self.shas += [sha] * len(rows)
-        if len(self.rows) >= self.batch:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        import pyarrow.parquet as pq
-
-        from irkit.spool import build_table
-
-        table = build_table(self.rows, "file", self.evidence, self.shas)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
-        pq.write_table(table, path, compression="snappy")
-        self.parts.append(path)
-        self.total += len(self.rows)
-        self.rows, self.evidence, self.shas = [], [], []
-
-
-def run_hash(
-    roots: Sequence[Path],
-    options: HashOptions,
-    *,
-    case_dir: Path | None = None,
-    iocs: IocSet | None = None,
-    digest_out: Any = None,
-    bodyfile_out: Any = None,
-    progress: Callable[[int], None] | None = None,
-    command: Sequence[str] = (),
-) -> HashSummary:
-    """Hash ``roots``; write the digest list and bodyfile to the open text handles given,
-    and the file events and IOC findings into the case at ``case_dir`` when given."""
-    import datetime as dt
-    import uuid
-
-    summary = HashSummary(run_id=uuid.uuid4().hex)
-    if iocs is not None:
-        summary.iocs_loaded = len(iocs.by_digest)
-        summary.warnings += iocs.warnings
-        for kind in sorted(iocs.kinds() - set(options.algorithms)):
-            summary.notes.append(
-                ParseWarning(
-                    "--ioc",
-                    "ioc-not-computed",
-                    f"{iocs.count(kind)} {kind} IOCs cannot match: {kind} is not computed",
-                )
-            )
-    strongest = options.algorithms[-1]
-    started = dt.datetime.now(dt.UTC)
-    spool: _EventSpool | None = None
-    opener: _CaseOpener | None = None
-    own_list = None
-    if case_dir is not None:
-        if case_dir.exists() and not case_dir.is_dir():
-            raise CaseError(f"{case_dir} exists and is not a directory")
-        # The store (DuckDB, Arrow: a third of a second to import) opens while the
-        # threads hash; the main thread is idle then.
-        opener = _CaseOpener(case_dir)
-        case_dir.mkdir(parents=True, exist_ok=True)
-        spool = _EventSpool(case_dir / "spool", f"hash-{summary.run_id[:12]}", SPOOL_BATCH)
-        if digest_out is None:
-            list_path = case_dir / f"hashes-{summary.run_id[:12]}.{strongest}"
-            own_list = digest_out = list_path.open("w", encoding="utf-8", errors="surrogateescape")
-    case = None
-    try:
-
-        def on_entry(entry: FileEntry) -> None:
-            if digest_out is not None and strongest in entry.digests:
-                digest_out.write(digest_line(entry, strongest))
-            if bodyfile_out is not None:
-                from irkit.export.bodyfile import bodyfile_line
-
-                bodyfile_out.write(bodyfile_line(entry_fields(entry)))
-            if spool is not None:
-                spool.add(entry)
-            else:
-                summary.events += 4 if entry.btime else 3
-
-        hash_paths(roots, options, on_entry, summary, iocs, progress)
-        if opener is not None and spool is not None:
-            case = opener.result()
-            spool.flush()
-            summary.events = spool.total
-            summary.events_added = case.add_events(spool.parts, f"hash-{summary.run_id[:12]}")
-            case.add_findings(summary.findings, summary.run_id)
-            case.record_warnings(summary.run_id, summary.warnings)
-            case.record_run(summary.run_id, list(command), started, summary.as_dict())
-    finally:
-        if own_list is not None:
-            own_list.close()
-        if case is None and opener is not None:
-            case = opener.result(raise_error=False)
-        if spool is not None:
-            for part in spool.parts:
-                part.unlink(missing_ok=True)
-        if case is not None:
-            case.close()
-    return summary

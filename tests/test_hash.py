@@ -311,7 +311,7 @@ def test_findings_export_lists_the_ioc_match(tmp_path: Path) -> None:
 
 
 def test_birth_time_where_the_file_system_keeps_it(tmp_path: Path) -> None:
-    from irkit.hashing import birth_time
+    from irkit.fileio import birth_time
 
     target = tmp_path / "born"
     target.write_text("x")

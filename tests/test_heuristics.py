@@ -13,11 +13,11 @@ from irkit.case import Case
 from irkit.detect.heuristics import (
     Heuristic,
     check_sql,
-    example_findings,
     heuristics_dir,
     load_heuristics,
     run_heuristics,
 )
+from irkit.detect.heuristics_lint import example_findings
 from irkit.errors import IrkitError
 from irkit.model import severity_rank
 

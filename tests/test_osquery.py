@@ -20,15 +20,10 @@ from irkit.errors import IrkitError
 from irkit.model import FileStats
 from irkit.sources import sniff
 from irkit.sources.base import ParseContext, Row
-from irkit.sources.osquery import (
-    HEAD,
-    OsquerySource,
-    TableCatalog,
-    calendar_micros,
-    load_tables,
-    short_query,
-    text,
-)
+from irkit.sources.osquery import OsquerySource
+from irkit.sources.osquery_format import HEAD
+from irkit.sources.osquery_tables import TableCatalog, load_tables, short_query
+from irkit.sources.osquery_values import calendar_micros, text
 
 from .conftest import DATA, corpus_path, run_irkit
 

@@ -9,6 +9,7 @@ from irkit.sources import SOURCES, sniff
 from .conftest import DATA, REPO
 
 HELPERS = {"__init__", "base", "evtx_python", "evtx_binxml", "evtx_values"}  # evtx engine 2
+HELPERS |= {"osquery_format", "osquery_glog", "osquery_stream", "osquery_tables", "osquery_values"}
 
 
 def test_every_source_module_is_registered_documented_and_sampled() -> None:

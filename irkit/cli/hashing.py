@@ -97,7 +97,8 @@ def hash_command(
     """Hash files (one read, every digest), record their times, match hash IOCs."""
     from irkit.cli.common import stderr_console
     from irkit.cli.parse import check_outside_evidence
-    from irkit.hashing import HashOptions, parse_algorithms, parse_size, run_hash
+    from irkit.hashing import HashOptions, parse_algorithms, parse_size
+    from irkit.hashrun import run_hash
 
     options = HashOptions(
         algorithms=parse_algorithms(algorithms),

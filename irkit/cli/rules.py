@@ -35,7 +35,7 @@ def _folder(folder: Path | None) -> Path | None:
 @errors_handled
 def lint(json_out: JsonOut = False, folder: Folder = None, debug: Debug = False) -> None:
     """Check every heuristic: keys, level, ATT&CK tags, SQL, and that its examples behave."""
-    from irkit.detect.heuristics import lint_heuristics
+    from irkit.detect.heuristics_lint import lint_heuristics
 
     problems = lint_heuristics(_folder(folder))
     if json_out:

@@ -124,7 +124,8 @@ def _hash_files(
 ) -> HashSummary:
     """Every file under the evidence as file events; files no parser read are hashed
     (md5, sha1, sha256) and matched against the IOC lists."""
-    from irkit.hashing import HashOptions, run_hash
+    from irkit.hashing import HashOptions
+    from irkit.hashrun import run_hash
     from irkit.ioc import load_iocs
 
     known = {os.path.normpath(f.path): f.sha256 for f in summary.files if f.sha256}

@@ -355,7 +355,7 @@ def run_collect(options: CollectOptions, progress: CollectProgress | None = None
     started_ns = time.time_ns()
     started = time.perf_counter()
     collection_id = str(uuid.uuid4())
-    from irkit.hashing import pseudo_mounts
+    from irkit.fileio import pseudo_mounts
 
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
@@ -416,7 +416,7 @@ def run_collect(options: CollectOptions, progress: CollectProgress | None = None
     summary.skipped = sorted(run.skipped, key=lambda s: (s.reason, s.source_path))
     summary.commands = run.commands
     summary.osquery = osquery
-    from irkit.hashing import iso_ns
+    from irkit.fileio import iso_ns
 
     manifest = {
         "format": FORMAT,

@@ -6,28 +6,25 @@ Its logic is either ``where:``, a condition on one event, or ``query:``, one SEL
 windows and joins: brute force, spraying, "created then added to a group"). Either way
 the matches become one finding per heuristic, host and key. The SQL is checked before it
 runs: one SELECT statement, no ``;``, no table but ``events`` (and its own CTEs), no table
-functions. Each file carries an example that must fire and one that must not; ``lint``
-loads each into a fresh case and runs the heuristic on it.
+functions. Each file carries an example that must fire and one that must not;
+``irkit.detect.heuristics_lint`` runs both.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
-import hashlib
 import json
 import re
-import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from irkit.artifacts import artifacts_dir
 from irkit.detect import DetectorResult
 from irkit.errors import IrkitError
-from irkit.model import EVENT_COLUMNS, MAX_EVENT_UIDS, Finding, ParseWarning, Severity
+from irkit.model import MAX_EVENT_UIDS, Finding, ParseWarning, Severity
 from irkit.model import severity_rank as _rank
 
 if TYPE_CHECKING:
@@ -68,7 +65,6 @@ BLOCKED_FUNCTIONS: Final = frozenset(
     {"getenv", "current_setting", "nextval", "currval", "setseed", "json_serialize_sql"}
 )
 EXCERPT_MAX: Final = 300
-EXAMPLE_START: Final = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 _ISO: Final = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
@@ -279,30 +275,6 @@ def _walk(
         _walk(value, ctes, tables, functions, problems)
 
 
-def bind_problems(sql: str) -> list[str]:
-    """Problems binding ``sql`` against an empty ``events`` of the real column types."""
-    import duckdb
-
-    db = duckdb.connect()
-    try:
-        columns = ", ".join(
-            f'NULL::{"TIMESTAMPTZ" if c == "ts" else "VARCHAR"} AS "{c}"' for c in EVENT_COLUMNS
-        )
-        db.execute("SET TimeZone = 'UTC'")
-        db.execute(f"CREATE TABLE events AS SELECT {columns} WHERE false")
-        db.execute(FIELD_MACRO)
-        try:
-            names = [d[0] for d in db.execute(f"SELECT * FROM ({sql}) LIMIT 0").description]
-        except duckdb.Error as exc:
-            return [f"SQL does not bind against events: {one_line(str(exc))}"]
-    finally:
-        db.close()
-    missing = [c for c in ("uid", "key") if c not in names]
-    return [f"query must return columns uid and key (missing: {', '.join(missing)})"] * bool(
-        missing
-    )
-
-
 # --- running -------------------------------------------------------------------------------
 
 _GROUPED: Final = """
@@ -412,150 +384,3 @@ def _excerpt(names: Sequence[str], fields: str | None, message: str | None) -> s
             )
     text = text or one_line(message or "")
     return text if len(text) <= EXCERPT_MAX else text[: EXCERPT_MAX - 1] + "…"
-
-
-# --- examples and lint ---------------------------------------------------------------------
-
-
-def _when(value: Any, index: int) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, str) and value:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-    return EXAMPLE_START + dt.timedelta(minutes=index)
-
-
-def _fill(value: Any, n: int) -> str:
-    return str(value).replace("{n}", str(n))
-
-
-def expand_examples(items: Iterable[Mapping[str, Any]]) -> list[tuple[dt.datetime, dict[str, Any]]]:
-    """Example events with ``repeat`` (every ``every`` seconds, ``{n}`` numbered) unrolled."""
-    out = []
-    for index, item in enumerate(items):
-        start = _when(item.get("ts"), index)
-        for n in range(1, int(item.get("repeat", 1)) + 1):
-            when = start + dt.timedelta(seconds=float(item.get("every", 10)) * (n - 1))
-            filled = {
-                k: ({fk: _fill(fv, n) for fk, fv in v.items()} if isinstance(v, dict) else v)
-                for k, v in item.items()
-            }
-            out.append((when, filled))
-    return out
-
-
-_SYSTEM_FIRST: Final[tuple[str, ...]] = (
-    "Provider_Name",
-    "EventID",
-    "Channel",
-    "Computer",
-    "SystemTime",
-)
-
-
-def _evtx_rows(events: list[tuple[dt.datetime, dict[str, Any]]]) -> list[Any]:
-    from irkit.messages import load_catalog
-    from irkit.sources.evtx import build_row
-
-    catalog = load_catalog()
-    rows = []
-    for record, (when, item) in enumerate(events, 1):
-        given = {str(k): str(v) for k, v in (item.get("fields") or {}).items()}
-        given.setdefault("Computer", "HOST1")
-        given["SystemTime"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        given["EventRecordID"] = str(record)
-        flat: dict[str, str] = {k: given.pop(k) for k in _SYSTEM_FIRST if k in given}
-        n_system = len(flat) + 1
-        flat["EventRecordID"] = given.pop("EventRecordID")
-        flat.update(given)
-        rows.append(build_row(flat, n_system, str(record), "", catalog))
-    return rows
-
-
-def _osquery_lines(events: list[tuple[dt.datetime, dict[str, Any]]]) -> bytes:
-    lines = []
-    for when, item in events:
-        line = {
-            "name": str(item.get("name", "pack_example_query")),
-            "hostIdentifier": str(item.get("host", "host1")),
-            "calendarTime": when.strftime("%a %b %d %H:%M:%S %Y UTC"),
-            "unixTime": int(when.timestamp()),
-            "epoch": 0,
-            "counter": int(item.get("counter", 1)),
-            "numerics": False,
-            "columns": {str(k): str(v) for k, v in (item.get("columns") or {}).items()},
-            "action": str(item.get("action", "added")),
-        }
-        lines.append(json.dumps(line))
-    return ("\n".join(lines) + "\n").encode()
-
-
-def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) -> int:
-    """Store the ``fires`` or ``silent`` example events in ``case`` as the parsers would."""
-    from irkit.model import FileStats
-    from irkit.sources.base import ParseContext
-    from irkit.sources.osquery import OsquerySource
-    from irkit.spool import SpoolWriter
-
-    events = expand_examples(heuristic.fires if which == "fires" else heuristic.silent)
-    parts: list[str] = []
-    for source in ("evtx", "osquery"):
-        chosen = [e for e in events if str(e[1].get("source", "evtx")) == source]
-        if not chosen:
-            continue
-        evidence = f"{heuristic.id}.{which}.{source}"
-        if source == "osquery":
-            path = workdir / f"{evidence}.log"
-            path.write_bytes(_osquery_lines(chosen))
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            sink = SpoolWriter(workdir / "spool", evidence, constants=(source, str(path), sha))
-            ctx = ParseContext(path, str(path), sha, FileStats(path=str(path)))
-            OsquerySource().parse(ctx, sink)
-        else:
-            rows = _evtx_rows(chosen)
-            sha = hashlib.sha256(repr(rows).encode()).hexdigest()
-            sink = SpoolWriter(workdir / "spool", evidence, constants=(source, evidence, sha))
-            for row in rows:
-                sink.add(row)
-        sink.flush()
-        parts += sink.parts
-    return case.add_events([Path(p) for p in parts], "example")
-
-
-def example_findings(heuristic: Heuristic, which: str) -> list[Finding]:
-    """Findings of ``heuristic`` on its ``fires`` or ``silent`` example, in a fresh case."""
-    from irkit.case import Case
-
-    with tempfile.TemporaryDirectory(prefix="irkit-heuristic-") as tmp:
-        with Case(Path(tmp) / "case", create=True) as case:
-            load_example(case, heuristic, which, Path(tmp))
-            result = run_heuristics(case, [heuristic])
-        if result.warnings:
-            raise IrkitError(result.warnings[0].message)
-        return result.findings
-
-
-def lint_heuristics(folder: Path | None = None) -> list[str]:
-    """Every problem of the heuristics in ``folder`` (default: the shipped set); [] is clean."""
-    problems: list[str] = []
-    for path in _files(folder):
-        heuristic, found = parse_heuristic(path)
-        problems += found
-        if heuristic is None:
-            continue
-        bound = bind_problems(heuristic.sql)
-        problems += [f"{path.name}: {p}" for p in bound]
-        if bound:
-            continue
-        for which, want in (("fires", True), ("silent", False)):
-            try:
-                fired = bool(example_findings(heuristic, which))
-            except (IrkitError, ValueError, TypeError) as exc:
-                message = exc.message if isinstance(exc, IrkitError) else str(exc)
-                problems.append(f"{path.name}: example {which!r} cannot run: {message}")
-                continue
-            if fired != want:
-                what = "does not fire" if want else "fires"
-                problems.append(f"{path.name}: example {which!r} {what}")
-    return problems

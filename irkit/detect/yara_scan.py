@@ -23,7 +23,7 @@ from irkit.detect import DetectorResult
 from irkit.detect.yara_files import ByteBudget, file_externals, read_regular
 from irkit.detect.yara_match import MatchInfo, match_info
 from irkit.detect.yara_rules import EXTERNALS, CompiledRules
-from irkit.hashing import iso_ns
+from irkit.fileio import iso_ns
 from irkit.model import Finding, ParseWarning
 
 DETECTOR: Final = "yara"
