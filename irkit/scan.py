@@ -70,6 +70,23 @@ class ScanSummary:
         counts = collections.Counter(str(f.severity) for f in self.findings)
         return {level: counts[level] for level in reversed(LEVELS) if counts[level]}
 
+    def _detectors(self) -> dict[str, Any]:
+        """Per detector; a detector that ran twice (YARA on the case, then on
+        ``--yara-target`` paths) is keyed ``yara``, then ``yara-2``."""
+        out: dict[str, Any] = {}
+        for result in self.detectors:
+            key, n = result.detector, 1
+            while key in out:
+                n += 1
+                key = f"{result.detector}-{n}"
+            out[key] = {
+                "findings": len(result.findings),
+                "seconds": round(result.seconds, 3),
+                "warnings": len(result.warnings),
+                "report": result.report,
+            }
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """Plain data, stable key order."""
         return {
@@ -79,15 +96,7 @@ class ScanSummary:
             "findings": len(self.findings),
             "findings_added": self.findings_added,
             "by_level": self.by_level(),
-            "detectors": {
-                r.detector: {
-                    "findings": len(r.findings),
-                    "seconds": round(r.seconds, 3),
-                    "warnings": len(r.warnings),
-                    "report": r.report,
-                }
-                for r in self.detectors
-            },
+            "detectors": self._detectors(),
             "warnings": [dataclasses.asdict(w) for w in self.warnings],
             "seconds": round(self.seconds, 3),
         }
