@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 TIMELINE_NAME = "timeline.csv"
 FINDINGS_NAME = "findings.csv"
+#: The files triage hashed itself, as `sha256sum -c` reads them (logs are in the case).
+HASHES_NAME = "hashes.sha256"
 
 
 @errors_handled
@@ -129,10 +131,16 @@ def _hash_files(
     from irkit.ioc import load_iocs
 
     known = {os.path.normpath(f.path): f.sha256 for f in summary.files if f.sha256}
-    return run_hash(
-        evidence,
-        HashOptions(known=known),
-        case_dir=out,
-        iocs=load_iocs(ioc) if ioc else None,
-        command=sys.argv,
-    )
+    target = out / HASHES_NAME
+    tmp = target.with_name(f".{target.name}.irkit-tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n", errors="surrogateescape") as digests:
+        hashed = run_hash(
+            evidence,
+            HashOptions(known=known),
+            case_dir=out,
+            iocs=load_iocs(ioc) if ioc else None,
+            digest_out=digests,
+            command=sys.argv,
+        )
+    tmp.replace(target)
+    return hashed
