@@ -17,6 +17,7 @@ from irkit.errors import ExitCode, IrkitError
 
 if TYPE_CHECKING:  # rich is imported when something is printed: start-up stays short
     from rich.console import Console
+    from rich.table import Table
     from rich.text import Text
 
 P = ParamSpec("P")
@@ -37,6 +38,16 @@ def stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=False)
+
+
+def summary_table(title: str) -> Table:
+    """The closing summary's two-column table (a bold key, its value) every command prints."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    return table
 
 
 def safe_text(value: object, style: str = "") -> Text:

@@ -18,6 +18,7 @@ from irkit.cli.common import (
     human_bytes,
     print_json,
     safe_text,
+    summary_table,
 )
 from irkit.errors import ExitCode, UsageError
 
@@ -142,12 +143,9 @@ def hash_command(
 
 def render_hash_summary(console: Console, summary: HashSummary, data: dict[str, Any]) -> None:
     """Counts, skips by reason, warnings and findings."""
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="irkit hash", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table("irkit hash")
     skipped = ", ".join(f"{n:,} {k}" for k, n in data["skipped"].items()) or "none"
     for key, value in (
         ("entries", f"{summary.entries:,} ({summary.files:,} regular files)"),

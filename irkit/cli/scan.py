@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, safe_text
+from irkit.cli.common import (
+    Debug,
+    JsonOut,
+    Quiet,
+    errors_handled,
+    print_json,
+    safe_text,
+    summary_table,
+)
 from irkit.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -94,9 +102,7 @@ def render_scan(console: Console, summary: ScanSummary, data: dict[str, Any]) ->
     """Detectors, findings by level, the most severe findings."""
     from rich.table import Table
 
-    table = Table(title="irkit scan", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table("irkit scan")
     table.add_row("case", safe_text(summary.case))
     table.add_row("events", f"{summary.events:,}")
     for name, info in data["detectors"].items():

@@ -13,10 +13,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
-from irkit.cli.common import human_bytes, safe_text
+from irkit.cli.common import human_bytes, safe_text, summary_table
 from irkit.ingest import ParseSummary
 from irkit.ingest import Progress as ParseProgress
 from irkit.model import FileStats
@@ -76,9 +75,7 @@ class RichProgress(ParseProgress):
 def render_summary(console: Console, summary: ParseSummary) -> None:
     """The closing summary: inputs, events, skips, errors by file, rate, memory."""
     data: dict[str, Any] = summary.as_dict()
-    table = Table(title="irkit parse", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table = summary_table("irkit parse")
     rows = [
         ("case", data["case"]),
         (

@@ -58,7 +58,7 @@ def host_facts() -> dict[str, Any]:
     """Hostname, OS, kernel, machine id, boot time, time zone, addresses."""
     release = _os_release()
     ips, macs = _addresses()
-    offset = dt.datetime.now().astimezone().utcoffset() or dt.timedelta()
+    offset = dt.datetime.now(dt.UTC).astimezone().utcoffset() or dt.timedelta()  # local zone
     minutes = int(offset.total_seconds() // 60)
     return {
         "hostname": socket.gethostname(),
