@@ -293,9 +293,6 @@ class Case:
             db.register("_irkit_evidence", evidence)
             db.execute("INSERT OR REPLACE INTO evidence SELECT * FROM _irkit_evidence")
             db.unregister("_irkit_evidence")
-            for stats in batch:
-                if stats.sliced:
-                    db.execute("DELETE FROM ingesting WHERE sha256 = ?", [stats.sha256])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -303,44 +300,39 @@ class Case:
         self._refresh_view()
         return sum(stats.records for stats in batch)
 
-    def ingest_slice(self, stats: FileStats) -> None:
-        """Store one slice of a big file now, marked as being ingested until ``ingest``
-        records the whole file (a dead run's slices are removed on the next open)."""
-        db = self.db
-        db.execute("INSERT OR IGNORE INTO ingesting VALUES (?)", [stats.sha256])
-        taken = self._take([stats])
-        db.execute("BEGIN TRANSACTION")
-        try:
-            self._register(taken)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
     def _unique_records(self, stats: FileStats) -> None:
         """A file parsed as slices may repeat a record id across slices: key repeats apart.
 
         Within one slice the parser keys a repeat ``<id>#<n>``; across slices only the
-        store sees them all. Repeats are numbered by content, so the keys do not depend
-        on which slice finished first. Only the parts holding repeats are rewritten.
+        store sees them all. The slices' record-id ranges say whether any repeat is
+        possible, and only the slices sharing ids are read back and rewritten. Repeats
+        are numbered by content, so the keys do not depend on which slice finished first.
         """
-        names = [
-            row[0]
-            for row in self.db.execute(
-                "SELECT file FROM parts WHERE sha256 = ? ORDER BY file", [stats.sha256]
-            ).fetchall()
-        ]
-        if len(names) < 2:
+        from irkit.spool import slices_sharing_ids
+
+        if len(stats.spool) < 2:
             return
-        files = _sql_list([str(self.events_dir / n) for n in names])
+        if stats.slice_spool and len(stats.record_ranges) == len(stats.slice_spool):
+            involved = [
+                part
+                for index in sorted(slices_sharing_ids(stats.record_ranges))
+                for part in stats.slice_spool[index]
+            ]
+        else:  # ranges unknown: every part may hold repeats
+            involved = list(stats.spool)
+        if len(involved) < 2:
+            return
+        files = _sql_list(involved)
         repeats = self.db.execute(
             f"""SELECT count(*) FROM (SELECT record FROM read_parquet({files})
                 GROUP BY record HAVING count(*) > 1)"""
         ).fetchone()
         if not repeats or not repeats[0]:
             return
-        fixed = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}.parquet"
-        target = str(self.events_dir / fixed).replace("'", "''")
+        fixed = Path(involved[0]).with_name(
+            f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}-unique.parquet"
+        )
+        target = str(fixed).replace("'", "''")
         # Only the repeated records are numbered (a small set); every row is copied once.
         self.db.execute(
             f"""COPY (
@@ -362,17 +354,10 @@ class Case:
                   ON src.filename = numbered.f AND src.file_row_number = numbered.r
             ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)"""
         )
-        rows = self.db.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
-        self.db.execute("BEGIN TRANSACTION")
-        try:
-            self.db.execute("DELETE FROM parts WHERE sha256 = ?", [stats.sha256])
-            self._register([(fixed, stats.sha256, int(rows[0]) if rows else 0)])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        for name in names:
-            (self.events_dir / name).unlink(missing_ok=True)
+        for name in involved:
+            Path(name).unlink(missing_ok=True)
+        rewritten = set(involved)
+        stats.spool = [part for part in stats.spool if part not in rewritten] + [str(fixed)]
 
     def record_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Remember every path each evidence file was seen at (copies share one sha256)."""

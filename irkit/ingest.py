@@ -296,6 +296,7 @@ def parse_evidence(
             hint="irkit recognises EVTX, osquery logs and bodyfiles by their content; "
             "`irkit hash` or `irkit triage` take any file",
         )
+    _start_worker_server(candidates, options)
     with Case(case_dir, create=True) as case:
         already = frozenset(case.parsed_evidence())
         spool = case.spool_dir / run_id
@@ -424,16 +425,12 @@ class _IngestBatch:
             self.flush()
 
     def add_slice(self, done: _Done) -> FileStats | None:
-        """Ingest one slice of a big file now (memory stays bounded); returns the whole
-        file's stats when its last slice is in."""
+        """Keep one slice of a big file (its parts stay spooled on disk: memory stays
+        bounded); returns the whole file's stats when its last slice is in, and queues
+        the whole file, whose parts the store then takes in one transaction."""
         assert done.of is not None
-        stats = done.stats
-        if stats.sha256 and (stats.tables or stats.spool):
-            self.case.ingest_slice(stats)
-        _unlink(stats.spool)
-        stats.spool, stats.tables = [], []
         parts = self.slices.setdefault(done.of.display, [None] * done.total)
-        parts[done.index] = stats
+        parts[done.index] = done.stats
         if any(part is None for part in parts):
             return None
         whole = merge_slices(done.of, [p for p in parts if p is not None])
@@ -479,6 +476,9 @@ def merge_slices(candidate: Candidate, parts: list[FileStats]) -> FileStats:
     statuses = {p.status for p in parts}
     merged.status = "failed" if statuses == {"failed"} else "partial" if statuses - {"ok"} else "ok"
     for part in parts:
+        merged.spool.extend(part.spool)
+        merged.slice_spool.append(part.spool)
+        merged.record_ranges.append(part.record_ranges[0] if part.record_ranges else [])
         merged.records += part.records
         merged.skipped_chunks += part.skipped_chunks
         merged.skipped_records += part.skipped_records
@@ -510,6 +510,27 @@ class _Done:
     nbytes: int = 0
 
 
+def _worker_context() -> Any:
+    """The multiprocessing context of the workers: they fork from a server that has
+    imported the parsers once (spawn on macOS)."""
+    context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
+    if sys.platform != "darwin":
+        context.set_forkserver_preload(list(WORKER_PRELOAD))
+    return context
+
+
+def _start_worker_server(candidates: Sequence[Candidate], options: ParseOptions) -> None:
+    """Start the fork server now, so its imports overlap opening the case and hashing."""
+    if sys.platform == "darwin" or options.worker_count(len(candidates) or 1) < 2:
+        return
+    if len(candidates) < 2 and not any(plan_slices(c, options) for c in candidates):
+        return
+    from multiprocessing import forkserver
+
+    _worker_context()
+    forkserver.ensure_running()
+
+
 def _run(
     candidates: list[Candidate],
     spool: str,
@@ -528,10 +549,7 @@ def _run(
         for candidate in candidates:
             yield _Done(parse_file(candidate, spool, already, options, progress.records))
         return
-    context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
-    if sys.platform != "darwin":
-        # Workers fork from a server that has imported the parsers once.
-        context.set_forkserver_preload(list(WORKER_PRELOAD))
+    context = _worker_context()
     queue = context.SimpleQueue()
     pool = cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(queue,)

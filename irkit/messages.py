@@ -20,6 +20,7 @@ import yaml
 
 from irkit.artifacts import artifacts_dir
 from irkit.errors import IrkitError
+from irkit.speedups import speedups as _speedups
 
 MAX_MESSAGE: Final = 1024
 # C0/C1 controls, line and paragraph separators, and the invisible format characters
@@ -125,7 +126,17 @@ class MessageCatalog:
         return f"{head}: {template.text}", template.fields
 
     def render(self, flat: Mapping[str, str], n_system: int) -> str:
-        """The event's one-line message; ``n_system`` leading fields are System's."""
+        """The event's one-line message; ``n_system`` leading fields are System's.
+
+        Runs the C twin of :meth:`render_py` when the accelerator is built.
+        """
+        if _speedups is not None:
+            text: str = _speedups.render(flat, n_system, self._resolved, self._resolve, one_line)
+            return text
+        return self.render_py(flat, n_system)
+
+    def render_py(self, flat: Mapping[str, str], n_system: int) -> str:
+        """The reference implementation of :meth:`render`, in Python."""
         key = (flat.get("EventID", ""), flat.get("Channel", ""), flat.get("Provider_Name", ""))
         resolved = self._resolved.get(key)
         if resolved is None:

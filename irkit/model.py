@@ -93,6 +93,11 @@ class FileStats:
     spool: list[str] = dataclasses.field(default_factory=list)
     tables: list[Any] = dataclasses.field(default_factory=list)
     sliced: bool = False
+    #: Record ids each slice saw, as (first, last) ranges, one list per slice: two slices
+    #: of a big file can only repeat a record key where their ranges meet.
+    record_ranges: list[list[tuple[int, int]]] = dataclasses.field(default_factory=list)
+    #: A sliced file's spool parts, one list per slice (in step with ``record_ranges``).
+    slice_spool: list[list[str]] = dataclasses.field(default_factory=list)
 
 
 class Severity(enum.StrEnum):

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from irkit.model import EVENT_COLUMNS, ROW_COLUMNS
 from irkit.sources.base import Row
+from irkit.speedups import speedups
 
 DEFAULT_BATCH: Final = 10_000
 
@@ -73,16 +74,15 @@ def build_table(
     by_name: dict[str, list[Any]] = {
         name: [row[i] for row in rows] for i, name in enumerate(ROW_COLUMNS)
     }
+    if speedups is not None and isinstance(sha256, str):
+        uids = speedups.uids(sha256, by_name["record"], by_name["ts_desc"])
+    else:
+        uids = [
+            uid(sha, record, desc)
+            for sha, record, desc in zip(shas, by_name["record"], by_name["ts_desc"], strict=True)
+        ]
     arrays: dict[str, Any] = {
-        "uid": pa.array(
-            [
-                uid(sha, record, desc)
-                for sha, record, desc in zip(
-                    shas, by_name["record"], by_name["ts_desc"], strict=True
-                )
-            ],
-            pa.string(),
-        ),
+        "uid": pa.array(uids, pa.string()),
         "ts": to_timestamps(by_name["ts"]),
         # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
         "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
@@ -155,3 +155,31 @@ class SpoolWriter:
         self.parts = []
         self.rows = []
         self.tables = []
+
+
+def slices_sharing_ids(ranges_by_slice: list[list[tuple[int, int]]]) -> set[int]:
+    """The slices of a file that saw a record id another slice saw too.
+
+    Only these can hold colliding record keys: a repeat inside one slice is already
+    keyed apart by its parser. Ranges are (first, last) record ids, one list per slice.
+    """
+    spans: list[tuple[int, int, int]] = []
+    for index, ranges in enumerate(ranges_by_slice):
+        own: list[tuple[int, int]] = []
+        for lo, hi in sorted(ranges):
+            if own and lo <= own[-1][1]:
+                own[-1] = (own[-1][0], max(own[-1][1], hi))
+            else:
+                own.append((lo, hi))
+        spans.extend((lo, hi, index) for lo, hi in own)
+    spans.sort()
+    involved: set[int] = set()
+    # Sweep: the open spans so far, as (last id, slice), biggest ``last`` kept.
+    open_spans: list[tuple[int, int]] = []
+    for lo, hi, index in spans:
+        open_spans = [(end, owner) for end, owner in open_spans if end >= lo]
+        for _end, owner in open_spans:
+            if owner != index:
+                involved.update((owner, index))
+        open_spans.append((hi, index))
+    return involved

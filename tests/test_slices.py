@@ -66,3 +66,19 @@ def test_interrupted_big_file_ingest_is_undone_on_next_open(tmp_path: Path) -> N
         assert case.count() == 0
     again = parse_evidence([DIRTY / "sysmon.evtx"], case_dir, ParseOptions(workers=1))
     assert again.events_added == 358
+
+
+def test_only_slices_sharing_record_ids_are_rewritten() -> None:
+    from irkit.spool import slices_sharing_ids
+
+    assert slices_sharing_ids([[(1, 10)], [(11, 20)], [(21, 30)]]) == set()
+    # Slice 1 repeats id 5 inside itself only: keyed apart by the parser, not a collision.
+    assert slices_sharing_ids([[(1, 4)], [(5, 9), (5, 5)], [(10, 12)]]) == set()
+    assert slices_sharing_ids([[(1, 10)], [(11, 20)], [(3, 3), (21, 30)]]) == {0, 2}
+    assert slices_sharing_ids([[(1, 100)], [(101, 200)], [(150, 150)], [(50, 50)]]) == {
+        0,
+        1,
+        2,
+        3,
+    }
+    assert slices_sharing_ids([[], [(1, 2)], []]) == set()

@@ -14,7 +14,7 @@ import mmap
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -22,6 +22,7 @@ import orjson
 
 from irkit.messages import MessageCatalog, load_catalog
 from irkit.sources.base import ParseContext, Row, RowSink
+from irkit.speedups import speedups
 
 SIGNATURE: Final = b"ElfFile\x00"
 ENGINES: Final = ("evtx", "python-evtx")
@@ -119,8 +120,11 @@ def flatten_system(system: Mapping[str, Any], out: dict[str, str]) -> None:
             _put(out, key, value)
 
 
-def flatten_event(event: Mapping[str, Any]) -> tuple[dict[str, str], int]:
-    """Flatten a pyevtx-rs JSON ``Event``; returns the fields and how many are System's."""
+def flatten_event_py(event: Mapping[str, Any]) -> tuple[dict[str, str], int]:
+    """Flatten a pyevtx-rs JSON ``Event``; returns the fields and how many are System's.
+
+    The reference: :data:`flatten_event` is the C twin (``_evtxflat.c``) when it is built.
+    """
     out: dict[str, str] = {}
     system = event.get("System")
     if type(system) is dict:
@@ -158,6 +162,11 @@ def _put_unnamed(out: dict[str, str], item: Any) -> None:
         item = [item]
     for index, value in enumerate(item, 1):
         _put(out, f"Data_{index}", value)
+
+
+flatten_event: Callable[[Mapping[str, Any]], tuple[dict[str, str], int]] = (
+    flatten_event_py if speedups is None else speedups.flatten_event
+)
 
 
 def event_user(flat: Mapping[str, str]) -> str:
@@ -234,6 +243,11 @@ class RecordKeys:
         if self._start <= rid <= self._last:
             return True
         return any(lo <= rid <= hi for lo, hi in self._ranges)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """Every record id seen, as (first, last) ranges."""
+        tail = [(self._start, self._last)] if self._start >= 0 else []
+        return [*self._ranges, *tail]
 
     def key(self, rid: int) -> str:
         """The key for the next record, whose EventRecordID is ``rid``."""
@@ -428,6 +442,7 @@ class EvtxSource:
                 seen.add(number)
             add(build_row(flat, n_system, keys.key(number), hdr_ts, catalog))
             ctx.stats.records += 1
+        ctx.stats.record_ranges = [keys.ranges()]
         if recover and any(w.kind in DAMAGE for w in ctx.stats.warnings):
             self._recover(ctx, sink, keys, seen, catalog)
 
