@@ -16,12 +16,16 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static PyObject *S_text, *S_attributes, *S_System, *S_EventData, *S_UserData, *S_Data;
 static PyObject *S_TimeCreated, *S_SystemTime, *S_Provider, *S_Provider_, *S_Guid;
 static PyObject *S_EventID, *S_EventID_Qualifiers, *S_Qualifiers, *S_Correlation;
 static PyObject *S_Execution, *S_Security, *S_ActivityID, *S_xmlns, *S_xmlns_colon;
 static PyObject *S_empty, *S_true, *S_false, *S_dot, *S_EventData_dot;
+static PyObject *S_Computer, *S_Event, *S_ellipsis;
 static PyObject *S_Channel, *S_Provider_Name, *S_Binary, *S_space;
 static PyObject *S_colon_space, *S_eq;
 
@@ -216,7 +220,7 @@ normalise_guid(PyObject *text)
 static int
 key_is(PyObject *key, PyObject *name)
 {
-    return PyUnicode_Check(key) && PyUnicode_Compare(key, name) == 0;
+    return key == name || (PyUnicode_Check(key) && PyUnicode_Compare(key, name) == 0);
 }
 
 /* attrs.get(name) if attrs else None; borrowed reference or NULL (absent); -1 on error. */
@@ -409,52 +413,54 @@ put_unnamed(PyObject *out, PyObject *item)
     return rc;
 }
 
+/* One EventData item: a name equal to a field already there keeps both. Steals nothing. */
+static int
+eventdata_item(PyObject *out, PyObject *key, PyObject *item)
+{
+    int rc;
+    int present = PyDict_Contains(out, key);
+    if (present < 0)
+        return -1;
+    Py_INCREF(key);
+    if (present) {
+        PyObject *renamed = PyUnicode_Concat(S_EventData_dot, key);
+        Py_DECREF(key);
+        if (renamed == NULL)
+            return -1;
+        key = renamed;
+    }
+    Py_INCREF(item);
+    if (key_is(key, S_Data))
+        rc = put_unnamed(out, item);
+    else if (PyUnicode_CheckExact(item))
+        rc = setitem(out, key, item);
+    else if (PyLong_CheckExact(item))
+        rc = setitem_steal(out, key, PyObject_Str(item));
+    else if (!key_is(key, S_attributes))
+        rc = put(out, key, item);
+    else
+        rc = 0;
+    Py_DECREF(key);
+    Py_DECREF(item);
+    return rc;
+}
+
 static int
 flatten_eventdata(PyObject *out, PyObject *value)
 {
     PyObject *key, *item;
     Py_ssize_t pos = 0;
     while (PyDict_Next(value, &pos, &key, &item)) {
-        int rc;
-        int present = PyDict_Contains(out, key);
-        if (present < 0)
-            return -1;
-        Py_INCREF(key);
-        Py_INCREF(item);
-        if (present) {
-            PyObject *renamed = PyUnicode_Concat(S_EventData_dot, key);
-            Py_DECREF(key);
-            if (renamed == NULL) {
-                Py_DECREF(item);
-                return -1;
-            }
-            key = renamed;
-        }
-        if (key_is(key, S_Data))
-            rc = put_unnamed(out, item);
-        else if (PyUnicode_CheckExact(item))
-            rc = setitem(out, key, item);
-        else if (PyLong_CheckExact(item))
-            rc = setitem_steal(out, key, PyObject_Str(item));
-        else if (!key_is(key, S_attributes))
-            rc = put(out, key, item);
-        else
-            rc = 0;
-        Py_DECREF(key);
-        Py_DECREF(item);
-        if (rc < 0)
+        if (eventdata_item(out, key, item) < 0)
             return -1;
     }
     return 0;
 }
 
+/* The flat fields of a decoded Event (a dict); *n_system gets how many are System's. */
 static PyObject *
-flatten_event(PyObject *module, PyObject *event)
+flatten_dict(PyObject *event, Py_ssize_t *n_system_out)
 {
-    if (!PyDict_Check(event)) {
-        PyErr_SetString(PyExc_TypeError, "flatten_event() takes a dict");
-        return NULL;
-    }
     PyObject *out = PyDict_New();
     if (out == NULL)
         return NULL;
@@ -500,10 +506,25 @@ flatten_event(PyObject *module, PyObject *event)
         if (rc < 0)
             goto fail;
     }
-    return Py_BuildValue("(Nn)", out, n_system);
+    *n_system_out = n_system;
+    return out;
 fail:
     Py_DECREF(out);
     return NULL;
+}
+
+static PyObject *
+flatten_event(PyObject *module, PyObject *event)
+{
+    if (!PyDict_Check(event)) {
+        PyErr_SetString(PyExc_TypeError, "flatten_event() takes a dict");
+        return NULL;
+    }
+    Py_ssize_t n_system = 0;
+    PyObject *out = flatten_dict(event, &n_system);
+    if (out == NULL)
+        return NULL;
+    return Py_BuildValue("(Nn)", out, n_system);
 }
 
 /* value.strip() with Python's whitespace, without a call when nothing is to strip. */
@@ -565,40 +586,58 @@ get_text(PyObject *flat, PyObject *name)
     return value; /* borrowed */
 }
 
+/* Is this ASCII text all printable (0x20-0x7E)? Eight bytes at a time. */
+static int
+ascii_printable(const char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        /* a byte < 0x20 borrows into its high bit; 0x7F becomes 0x80 when 1 is added */
+        if (((v - 0x2020202020202020u) | (v + 0x0101010101010101u)) & 0x8080808080808080u)
+            break;
+    }
+    for (; i < n; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7F)
+            return 0;
+    }
+    return 1;
+}
+
 /* one_line(): printable text is only cut; anything else goes to the Python version. */
 static PyObject *
 one_line(PyObject *text, PyObject *fallback)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!Py_UNICODE_ISPRINTABLE(PyUnicode_READ(kind, data, i)))
+    if (PyUnicode_IS_ASCII(text)) {
+        if (!ascii_printable((const char *)PyUnicode_DATA(text), n))
             return PyObject_CallOneArg(fallback, text);
+    }
+    else {
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!Py_UNICODE_ISPRINTABLE(PyUnicode_READ(kind, data, i)))
+                return PyObject_CallOneArg(fallback, text);
+        }
     }
     if (n <= MAX_MESSAGE) {
         Py_INCREF(text);
         return text;
     }
-    return PyObject_CallOneArg(fallback, text);
+    PyObject *head = PyUnicode_Substring(text, 0, MAX_MESSAGE - 1);
+    if (head == NULL)
+        return NULL;
+    PyObject *cut = PyUnicode_Concat(head, S_ellipsis);
+    Py_DECREF(head);
+    return cut;
 }
 
 static PyObject *
-render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+render_message(PyObject *flat, Py_ssize_t n_system, PyObject *resolved, PyObject *resolve,
+               PyObject *fallback)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "render(flat, n_system, resolved, resolve, one_line) takes 5 arguments");
-        return NULL;
-    }
-    PyObject *flat = args[0], *resolved = args[2], *resolve = args[3], *fallback = args[4];
-    Py_ssize_t n_system = PyLong_AsSsize_t(args[1]);
-    if (n_system == -1 && PyErr_Occurred())
-        return NULL;
-    if (!PyDict_Check(flat) || !PyDict_Check(resolved)) {
-        PyErr_SetString(PyExc_TypeError, "render() takes dicts");
-        return NULL;
-    }
     PyObject *id = get_text(flat, S_EventID), *channel = get_text(flat, S_Channel);
     PyObject *provider = get_text(flat, S_Provider_Name);
     if (id == NULL || channel == NULL || provider == NULL)
@@ -684,12 +723,27 @@ done:
     return result;
 }
 
+static PyObject *
+render(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "render(flat, n_system, resolved, resolve, one_line) takes 5 arguments");
+        return NULL;
+    }
+    Py_ssize_t n_system = PyLong_AsSsize_t(args[1]);
+    if (n_system == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyDict_Check(args[0]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "render() takes dicts");
+        return NULL;
+    }
+    return render_message(args[0], n_system, args[2], args[3], args[4]);
+}
+
 
 /* ---- uid(): md5 of "sha256|record|ts_desc", hex (RFC 1321) ---- */
 
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 static uint32_t md5_k[64];
 static const uint8_t md5_s[64] = {
@@ -842,6 +896,1004 @@ fail:
     return NULL;
 }
 
+/* ---- The fused path: pyevtx-rs JSON text straight to flat fields ----
+ *
+ * orjson.loads() and flatten_dict() in one pass, for the shapes pyevtx-rs writes: System
+ * and EventData are read field by field with no intermediate dicts; every other value is
+ * decoded like orjson (dicts, lists, str, int, bool, None) and flattened by the same
+ * functions as above. Anything this reader does not reproduce exactly (duplicate names,
+ * integers past 64 bits, "-0", infinite floats, lone surrogates, a section before System, invalid
+ * JSON) makes it give up on the record without an exception ("bail"): the caller then
+ * runs orjson.loads() + flatten_dict(), the reference.
+ */
+
+typedef struct {
+    const char *p;
+    const char *end;
+    int depth;
+    int bail;
+} Js;
+
+#define JS_MAX_DEPTH 200
+#define CACHE_SIZE 4096
+#define CACHE_MAX 48
+#define VALUE_CACHE_MAX 12
+
+/* Short ASCII strings (names, small values) are made once and reused. */
+static PyObject *str_cache[CACHE_SIZE];
+
+static PyObject *
+make_ascii(const char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text != NULL)
+        memcpy(PyUnicode_DATA(text), s, (size_t)n);
+    return text;
+}
+
+static inline uint64_t
+load64(const char *s)
+{
+    uint64_t v;
+    memcpy(&v, s, 8);
+    return v;
+}
+
+static PyObject *
+cached_ascii(const char *s, Py_ssize_t n)
+{
+    if (n > CACHE_MAX)
+        return make_ascii(s, n);
+    /* A cheap hash (length, first and last 8 bytes): a wrong slot only costs a miss. */
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15u;
+    if (n >= 8)
+        h ^= load64(s) * 0xC2B2AE3D27D4EB4Fu ^ load64(s + n - 8);
+    else
+        for (Py_ssize_t i = 0; i < n; i++)
+            h = (h ^ (uint8_t)s[i]) * 0x100000001B3u;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9u;
+    h ^= h >> 32;
+    PyObject **slot = &str_cache[h & (CACHE_SIZE - 1)];
+    PyObject *hit = *slot;
+    if (hit != NULL && PyUnicode_GET_LENGTH(hit) == n &&
+        memcmp(PyUnicode_DATA(hit), s, (size_t)n) == 0) {
+        Py_INCREF(hit);
+        return hit;
+    }
+    PyObject *made = make_ascii(s, n);
+    if (made == NULL)
+        return NULL;
+    Py_INCREF(made);
+    Py_XSETREF(*slot, made);
+    return made;
+}
+
+static inline PyObject *
+js_give_up(Js *j)
+{
+    j->bail = 1;
+    return NULL;
+}
+
+static inline int
+js_peek(Js *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
+        j->p++;
+    return j->p < j->end ? (unsigned char)*j->p : -1;
+}
+
+static inline int
+js_take(Js *j, char c)
+{
+    if (js_peek(j) != (unsigned char)c) {
+        j->bail = 1;
+        return -1;
+    }
+    j->p++;
+    return 0;
+}
+
+static int
+hex4(const char *s, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string with escapes, from just after its opening quote. */
+static PyObject *
+js_string_escaped(Js *j, const char *s)
+{
+    char *buf = PyMem_Malloc((size_t)(j->end - s) + 4);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    char *w = buf;
+    const char *p = s;
+    PyObject *result = NULL;
+    while (p < j->end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            j->p = p + 1;
+            result = PyUnicode_DecodeUTF8(buf, w - buf, "strict");
+            if (result == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();
+                j->bail = 1;
+            }
+            PyMem_Free(buf);
+            return result;
+        }
+        if (c < 0x20)
+            break;
+        if (c != '\\') {
+            *w++ = (char)c;
+            p++;
+            continue;
+        }
+        if (p + 1 >= j->end)
+            break;
+        char e = p[1];
+        p += 2;
+        if (e == '"' || e == '\\' || e == '/')
+            *w++ = e;
+        else if (e == 'b')
+            *w++ = '\b';
+        else if (e == 'f')
+            *w++ = '\f';
+        else if (e == 'n')
+            *w++ = '\n';
+        else if (e == 'r')
+            *w++ = '\r';
+        else if (e == 't')
+            *w++ = '\t';
+        else if (e == 'u') {
+            uint32_t cp, low;
+            if (j->end - p < 4 || hex4(p, &cp) < 0)
+                break;
+            p += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                break;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (j->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &low) < 0 ||
+                    low < 0xDC00 || low > 0xDFFF)
+                    break;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            }
+            if (cp < 0x80)
+                *w++ = (char)cp;
+            else if (cp < 0x800) {
+                *w++ = (char)(0xC0 | (cp >> 6));
+                *w++ = (char)(0x80 | (cp & 0x3F));
+            }
+            else if (cp < 0x10000) {
+                *w++ = (char)(0xE0 | (cp >> 12));
+                *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *w++ = (char)(0x80 | (cp & 0x3F));
+            }
+            else {
+                *w++ = (char)(0xF0 | (cp >> 18));
+                *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *w++ = (char)(0x80 | (cp & 0x3F));
+            }
+        }
+        else
+            break;
+    }
+    PyMem_Free(buf);
+    return js_give_up(j);
+}
+
+/* A JSON string at j->p (its opening quote) as a str. */
+static PyObject *
+js_string(Js *j, Py_ssize_t cache_max)
+{
+    if (js_peek(j) != '"')
+        return js_give_up(j);
+    const char *s = ++j->p, *p = s;
+    int ascii = 1;
+    /* Eight bytes at a time while none is a quote, a backslash, a control or non-ASCII. */
+    while (j->end - p >= 8) {
+        uint64_t v = load64(p);
+        uint64_t quote = v ^ 0x2222222222222222u, slash = v ^ 0x5C5C5C5C5C5C5C5Cu;
+        uint64_t odd = ((quote - 0x0101010101010101u) & ~quote) |
+                       ((slash - 0x0101010101010101u) & ~slash) |
+                       (v - 0x2020202020202020u) | v;
+        if (odd & 0x8080808080808080u)
+            break;
+        p += 8;
+    }
+    while (p < j->end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            j->p = p + 1;
+            if (ascii)
+                return p - s <= cache_max ? cached_ascii(s, p - s) : make_ascii(s, p - s);
+            return PyUnicode_DecodeUTF8(s, p - s, "strict");
+        }
+        if (c == '\\')
+            return js_string_escaped(j, s);
+        if (c < 0x20)
+            return js_give_up(j);
+        ascii &= c < 0x80;
+        p++;
+    }
+    return js_give_up(j);
+}
+
+/* A JSON integer as text (what str(int) gives for it); floats and big ones give up. */
+static PyObject *
+js_int_text(Js *j)
+{
+    const char *s = j->p, *p = s;
+    if (p < j->end && *p == '-')
+        p++;
+    const char *digits = p;
+    while (p < j->end && *p >= '0' && *p <= '9')
+        p++;
+    Py_ssize_t n = p - digits;
+    if (n == 0 || (n > 1 && *digits == '0') || (n == 1 && *digits == '0' && s != digits))
+        return js_give_up(j);
+    /* orjson: an int within i64 or u64, a float past them (given up here). */
+    if (s == digits ? (n > 20 || (n == 20 && memcmp(digits, "18446744073709551615", 20) > 0))
+                    : (n > 19 || (n == 19 && memcmp(digits, "9223372036854775808", 19) > 0)))
+        return js_give_up(j);
+    if (p < j->end && (*p == '.' || *p == 'e' || *p == 'E'))
+        return js_give_up(j);
+    j->p = p;
+    return cached_ascii(s, p - s);
+}
+
+/* A JSON number with a fraction or an exponent, as a float (orjson: infinity is an error,
+ * so it gives up). NULL with no bail when the number has neither. */
+static PyObject *
+js_float(Js *j)
+{
+    const char *p = j->p;
+    if (p < j->end && *p == '-')
+        p++;
+    const char *digits = p;
+    while (p < j->end && *p >= '0' && *p <= '9')
+        p++;
+    if (p == digits || (p - digits > 1 && *digits == '0'))
+        return js_give_up(j);
+    int is_float = 0;
+    if (p < j->end && *p == '.') {
+        const char *frac = ++p;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == frac)
+            return js_give_up(j);
+        is_float = 1;
+    }
+    if (p < j->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < j->end && (*p == '+' || *p == '-'))
+            p++;
+        const char *exp = p;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            p++;
+        if (p == exp)
+            return js_give_up(j);
+        is_float = 1;
+    }
+    if (!is_float || p - j->p > 64)
+        return is_float ? js_give_up(j) : NULL;
+    char text[72];
+    memcpy(text, j->p, (size_t)(p - j->p));
+    text[p - j->p] = '\0';
+    double value = PyOS_string_to_double(text, NULL, NULL);
+    if (value == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (isinf(value))
+        return js_give_up(j);
+    j->p = p;
+    return PyFloat_FromDouble(value);
+}
+
+static PyObject *
+js_int(Js *j)
+{
+    PyObject *text = js_int_text(j);
+    if (text == NULL)
+        return NULL;
+    PyObject *value = PyLong_FromUnicodeObject(text, 10);
+    Py_DECREF(text);
+    return value;
+}
+
+static PyObject *
+js_literal(Js *j, const char *word, size_t n, PyObject *value)
+{
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+        return js_give_up(j);
+    j->p += n;
+    Py_INCREF(value);
+    return value;
+}
+
+static PyObject *js_value(Js *j);
+
+static PyObject *
+js_object(Js *j)
+{
+    if (js_take(j, '{') < 0 || ++j->depth > JS_MAX_DEPTH)
+        return NULL;
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
+        return NULL;
+    if (js_peek(j) == '}') {
+        j->p++;
+        j->depth--;
+        return dict;
+    }
+    for (;;) {
+        PyObject *key = js_string(j, CACHE_MAX);
+        if (key == NULL || js_take(j, ':') < 0) {
+            Py_XDECREF(key);
+            goto fail;
+        }
+        PyObject *value = js_value(j);
+        if (value == NULL) {
+            Py_DECREF(key);
+            goto fail;
+        }
+        int rc = PyDict_SetItem(dict, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (rc < 0)
+            goto fail;
+        int c = js_peek(j);
+        j->p++;
+        if (c == '}')
+            break;
+        if (c != ',') {
+            j->bail = 1;
+            goto fail;
+        }
+    }
+    j->depth--;
+    return dict;
+fail:
+    Py_DECREF(dict);
+    return NULL;
+}
+
+static PyObject *
+js_array(Js *j)
+{
+    if (js_take(j, '[') < 0 || ++j->depth > JS_MAX_DEPTH)
+        return NULL;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    if (js_peek(j) == ']') {
+        j->p++;
+        j->depth--;
+        return list;
+    }
+    for (;;) {
+        PyObject *value = js_value(j);
+        if (value == NULL)
+            goto fail;
+        int rc = PyList_Append(list, value);
+        Py_DECREF(value);
+        if (rc < 0)
+            goto fail;
+        int c = js_peek(j);
+        j->p++;
+        if (c == ']')
+            break;
+        if (c != ',') {
+            j->bail = 1;
+            goto fail;
+        }
+    }
+    j->depth--;
+    return list;
+fail:
+    Py_DECREF(list);
+    return NULL;
+}
+
+/* Any JSON value, decoded as orjson decodes it. */
+static PyObject *
+js_value(Js *j)
+{
+    int c = js_peek(j);
+    if (c == '"')
+        return js_string(j, VALUE_CACHE_MAX);
+    if (c == '{')
+        return js_object(j);
+    if (c == '[')
+        return js_array(j);
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        PyObject *number = js_float(j);
+        if (number != NULL || j->bail || PyErr_Occurred())
+            return number;
+        return js_int(j);
+    }
+    if (c == 't')
+        return js_literal(j, "true", 4, Py_True);
+    if (c == 'f')
+        return js_literal(j, "false", 5, Py_False);
+    if (c == 'n')
+        return js_literal(j, "null", 4, Py_None);
+    return js_give_up(j);
+}
+
+/* A leaf as the text flattening gives it (str, or int's text); else the decoded value. */
+static PyObject *
+js_leaf_or_value(Js *j, int *is_text)
+{
+    int c = js_peek(j);
+    *is_text = 1;
+    if (c == '"')
+        return js_string(j, VALUE_CACHE_MAX);
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        PyObject *number = js_float(j);
+        if (number != NULL || j->bail || PyErr_Occurred()) {
+            *is_text = 0;
+            return number;
+        }
+        return js_int_text(j);
+    }
+    *is_text = 0;
+    return js_value(j);
+}
+
+/* The names of one object, to catch a repeated one (orjson keeps the last; we give up). */
+#define NAMES_SIZE 256
+#define NAMES_MAX 160
+
+typedef struct {
+    PyObject *slots[NAMES_SIZE];
+    uint16_t used[NAMES_MAX];
+    int count;
+} Names;
+
+static Names names_event, names_system, names_data;
+
+static void
+names_clear(Names *names)
+{
+    for (int i = 0; i < names->count; i++) {
+        Py_CLEAR(names->slots[names->used[i]]);
+    }
+    names->count = 0;
+}
+
+/* 0: new name, 1: repeated or too many (give up), -1: error. */
+static int
+names_add(Names *names, PyObject *key)
+{
+    Py_hash_t h = PyObject_Hash(key);
+    if (h == -1)
+        return -1;
+    if (names->count >= NAMES_MAX)
+        return 1;
+    size_t i = (size_t)h & (NAMES_SIZE - 1);
+    while (names->slots[i] != NULL) {
+        PyObject *other = names->slots[i];
+        if (other == key || PyUnicode_Compare(other, key) == 0)
+            return 1;
+        i = (i + 1) & (NAMES_SIZE - 1);
+    }
+    Py_INCREF(key);
+    names->slots[i] = key;
+    names->used[names->count++] = (uint16_t)i;
+    return 0;
+}
+
+/* Read "name": of an object; the name is a new reference. Gives up on a repeat. */
+static PyObject *
+js_name(Js *j, Names *names)
+{
+    PyObject *key = js_string(j, CACHE_MAX);
+    if (key == NULL)
+        return NULL;
+    int rc = names_add(names, key);
+    if (rc != 0 || js_take(j, ':') < 0) {
+        if (rc == 1)
+            j->bail = 1;
+        Py_DECREF(key);
+        return NULL;
+    }
+    return key;
+}
+
+/* After a member: 1 more follow, 0 the object ended, -1 give up. */
+static int
+js_next(Js *j)
+{
+    int c = js_peek(j);
+    j->p++;
+    if (c == ',')
+        return 1;
+    if (c == '}')
+        return 0;
+    j->bail = 1;
+    return -1;
+}
+
+/* Event/System, as flatten_system() does it. */
+static int
+fused_system(Js *j, PyObject *out)
+{
+    if (js_take(j, '{') < 0)
+        return -1;
+    if (js_peek(j) == '}') {
+        j->p++;
+        return 0;
+    }
+    int more = 1, rc = 0;
+    while (more == 1 && rc == 0) {
+        PyObject *key = js_name(j, &names_system);
+        if (key == NULL)
+            return -1;
+        int is_text, c = js_peek(j);
+        PyObject *value = js_leaf_or_value(j, &is_text);
+        if (value == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+        if (is_text)
+            rc = setitem(out, key, value);
+        else if (c == '{')
+            rc = system_dict(out, key, value);
+        else if (value != Py_None)
+            rc = put(out, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (rc == 0)
+            more = js_next(j);
+    }
+    return rc < 0 || more < 0 ? -1 : 0;
+}
+
+/* Event/EventData, as flatten_eventdata() does it. */
+static int
+fused_eventdata(Js *j, PyObject *out)
+{
+    if (js_take(j, '{') < 0)
+        return -1;
+    if (js_peek(j) == '}') {
+        j->p++;
+        return 0;
+    }
+    int more = 1, rc = 0;
+    while (more == 1 && rc == 0) {
+        PyObject *key = js_name(j, &names_data);
+        if (key == NULL)
+            return -1;
+        int is_text;
+        PyObject *value = js_leaf_or_value(j, &is_text);
+        if (value == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+        rc = eventdata_item(out, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (rc == 0)
+            more = js_next(j);
+    }
+    return rc < 0 || more < 0 ? -1 : 0;
+}
+
+/* The Event object: System first, then every other section in order. */
+static int
+fused_event(Js *j, PyObject *out, Py_ssize_t *n_system)
+{
+    if (js_take(j, '{') < 0)
+        return -1;
+    if (js_peek(j) == '}') {
+        j->p++;
+        return 0;
+    }
+    int more = 1, rc = 0, other_seen = 0;
+    while (more == 1 && rc == 0) {
+        PyObject *key = js_name(j, &names_event);
+        if (key == NULL)
+            return -1;
+        int c = js_peek(j);
+        PyObject *value = NULL;
+        if (key_is(key, S_System)) {
+            if (other_seen || c != '{')
+                rc = -1, j->bail = 1;
+            else if ((rc = fused_system(j, out)) == 0)
+                *n_system = PyDict_GET_SIZE(out);
+        }
+        else if (key_is(key, S_EventData) && c == '{') {
+            other_seen = 1;
+            rc = fused_eventdata(j, out);
+        }
+        else if ((value = js_value(j)) == NULL)
+            rc = -1;
+        else if (value == Py_None || key_is(key, S_attributes))
+            ;
+        else if (key_is(key, S_UserData) && PyDict_CheckExact(value)) {
+            other_seen = 1;
+            PyObject *name, *item;
+            Py_ssize_t pos = 0;
+            while (rc == 0 && PyDict_Next(value, &pos, &name, &item)) {
+                Py_INCREF(name);
+                Py_INCREF(item);
+                rc = put(out, name, item);
+                Py_DECREF(name);
+                Py_DECREF(item);
+            }
+        }
+        else {
+            other_seen = 1;
+            rc = put(out, key, value);
+        }
+        Py_XDECREF(value);
+        Py_DECREF(key);
+        if (rc == 0)
+            more = js_next(j);
+    }
+    return rc < 0 || more < 0 ? -1 : 0;
+}
+
+/* JSON text of a record to (flat fields, n_system); NULL with no exception: give up. */
+static PyObject *
+fused_flatten(PyObject *data, Py_ssize_t *n_system)
+{
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(data, &size);
+    if (text == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            PyErr_Clear();
+        return NULL;
+    }
+    Js j = {text, text + size, 0, 0};
+    PyObject *out = PyDict_New();
+    if (out == NULL)
+        return NULL;
+    *n_system = 0;
+    int seen_event = 0, more = 1, rc = 0;
+    if (js_take(&j, '{') < 0)
+        goto fail;
+    if (js_peek(&j) == '}') {
+        j.p++;
+        more = 0;
+    }
+    while (more == 1) {
+        PyObject *key = js_string(&j, CACHE_MAX);
+        if (key == NULL || js_take(&j, ':') < 0) {
+            Py_XDECREF(key);
+            goto fail;
+        }
+        int is_event = key_is(key, S_Event);
+        Py_DECREF(key);
+        if (is_event && seen_event)
+            goto fail_bail;
+        if (is_event && js_peek(&j) == '{') {
+            seen_event = 1;
+            rc = fused_event(&j, out, n_system);
+        }
+        else {
+            seen_event |= is_event;
+            PyObject *value = js_value(&j);
+            rc = value == NULL ? -1 : 0;
+            Py_XDECREF(value);
+        }
+        if (rc < 0)
+            goto fail;
+        more = js_next(&j);
+    }
+    if (more < 0 || js_peek(&j) != -1)
+        goto fail_bail;
+    names_clear(&names_event);
+    names_clear(&names_system);
+    names_clear(&names_data);
+    return out;
+fail_bail:
+    j.bail = 1;
+fail:
+    names_clear(&names_event);
+    names_clear(&names_system);
+    names_clear(&names_data);
+    Py_DECREF(out);
+    /* An error flattening a shape (the reference may decode it otherwise, say with a
+     * repeated name) is the reference's to raise or not: give up. */
+    if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_MemoryError))
+        PyErr_Clear();
+    return NULL;
+}
+
+/* fused(data) -> (dict, int) | None: the fused path alone, for the tests. */
+static PyObject *
+fused(PyObject *module, PyObject *data)
+{
+    if (!PyUnicode_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "fused() takes a str");
+        return NULL;
+    }
+    Py_ssize_t n_system = 0;
+    PyObject *out = fused_flatten(data, &n_system);
+    if (out == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(Nn)", out, n_system);
+}
+
+/* ---- rows(): the whole per-record loop of EvtxSource.parse ---- */
+
+static PyObject *S_EventRecordID, *S_data, *S_event_record_id, *S_timestamp;
+static PyObject *S__last, *S_ordinal, *S_key, *S_dash;
+static PyObject *S_user_fields[4];
+
+/* The record number: EventRecordID when it is ASCII digits, else the header's id. */
+static PyObject *
+record_number(PyObject *flat, PyObject *item)
+{
+    PyObject *text = PyDict_GetItemWithError(flat, S_EventRecordID);
+    if (text == NULL && PyErr_Occurred())
+        return NULL;
+    if (text != NULL && PyUnicode_Check(text) && PyUnicode_IS_ASCII(text)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+        const char *data = (const char *)PyUnicode_DATA(text);
+        Py_ssize_t i = 0;
+        while (i < n && data[i] >= '0' && data[i] <= '9')
+            i++;
+        if (n > 0 && i == n)
+            return PyLong_FromUnicodeObject(text, 10);
+    }
+    PyObject *header = PyDict_GetItemWithError(item, S_event_record_id);
+    if (header == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_KeyError, "event_record_id");
+        return NULL;
+    }
+    Py_INCREF(header);
+    return header;
+}
+
+/* RecordKeys.key(number) with the common case (the next id in sequence) done here. */
+static PyObject *
+record_key(PyObject *keys, PyObject *number)
+{
+    PyObject *last = PyObject_GetAttr(keys, S__last);
+    if (last == NULL)
+        return NULL;
+    int overflow = 0;
+    long long last_v = PyLong_AsLongLongAndOverflow(last, &overflow);
+    Py_DECREF(last);
+    if (last_v == -1 && PyErr_Occurred())
+        return NULL;
+    long long number_v = overflow ? 0 : PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (number_v == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || last_v < 0 || number_v != last_v + 1)
+        return PyObject_CallMethodOneArg(keys, S_key, number);
+    PyObject *ordinal = PyObject_GetAttr(keys, S_ordinal);
+    if (ordinal == NULL)
+        return NULL;
+    long long ordinal_v = PyLong_AsLongLong(ordinal);
+    Py_DECREF(ordinal);
+    if (ordinal_v == -1 && PyErr_Occurred())
+        return NULL;
+    ordinal = PyLong_FromLongLong(ordinal_v + 1);
+    if (ordinal == NULL)
+        return NULL;
+    int rc = PyObject_SetAttr(keys, S_ordinal, ordinal);
+    Py_DECREF(ordinal);
+    if (rc < 0 || PyObject_SetAttr(keys, S__last, number) < 0)
+        return NULL;
+    return PyObject_Str(number);
+}
+
+/* event_user(): the first of the user fields that is neither "" nor "-". Borrowed. */
+static PyObject *
+user_of(PyObject *flat)
+{
+    for (int i = 0; i < 4; i++) {
+        PyObject *value = PyDict_GetItemWithError(flat, S_user_fields[i]);
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            continue;
+        }
+        if (PyUnicode_Check(value) && PyUnicode_GET_LENGTH(value) > 0 &&
+            PyUnicode_Compare(value, S_dash) != 0)
+            return value;
+    }
+    return S_empty;
+}
+
+/* The reference path: orjson.loads() then flatten_dict(). *odd = 1 when the JSON does
+ * not decode. */
+static PyObject *
+loads_flatten(PyObject *data, PyObject *loads, Py_ssize_t *n_system, int *odd)
+{
+    PyObject *loaded = PyObject_CallOneArg(loads, data);
+    if (loaded == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+            PyErr_Clear();
+            *odd = 1;
+        }
+        return NULL;
+    }
+    PyObject *event = NULL, *flat;
+    if (PyDict_CheckExact(loaded)) {
+        event = PyDict_GetItemWithError(loaded, S_Event);
+        if (event == NULL && PyErr_Occurred()) {
+            Py_DECREF(loaded);
+            return NULL;
+        }
+    }
+    *n_system = 0;
+    if (event != NULL && PyDict_CheckExact(event))
+        flat = flatten_dict(event, n_system);
+    else
+        flat = PyDict_New();
+    Py_DECREF(loaded);
+    return flat;
+}
+
+/* One pyevtx-rs record (a dict) as a timeline row; *odd = 1 when its JSON does not decode
+ * and Python must handle it. New reference, or NULL with *odd set or an exception. */
+static PyObject *
+record_row(PyObject *item, PyObject *const *a, int *odd)
+{
+    PyObject *keys = a[3], *seen = a[4], *loads = a[5], *dumps = a[6], *header_time = a[7];
+    PyObject *resolved = a[8], *resolve = a[9], *fallback = a[10];
+    PyObject *ts_desc = a[11], *ts_desc_header = a[12];
+    PyObject *flat = NULL, *number = NULL, *row = NULL;
+    if (!PyDict_Check(item)) {
+        PyErr_SetString(PyExc_TypeError, "records are dicts");
+        return NULL;
+    }
+    PyObject *data = PyDict_GetItemWithError(item, S_data);
+    if (data == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_KeyError, "data");
+        return NULL;
+    }
+    Py_ssize_t n_system = 0;
+    flat = PyUnicode_CheckExact(data) ? fused_flatten(data, &n_system) : NULL;
+    if (flat == NULL && PyErr_Occurred())
+        return NULL;
+    if (flat == NULL && (flat = loads_flatten(data, loads, &n_system, odd)) == NULL)
+        return NULL;
+    number = record_number(flat, item);
+    if (number == NULL)
+        goto done;
+    if (seen != Py_None && PySet_Add(seen, number) < 0)
+        goto done;
+    PyObject *record = record_key(keys, number);
+    if (record == NULL)
+        goto done;
+    row = PyTuple_New(9);
+    if (row == NULL) {
+        Py_DECREF(record);
+        goto done;
+    }
+    PyTuple_SET_ITEM(row, 8, record);
+    PyObject *ts = PyDict_GetItemWithError(flat, S_SystemTime);
+    if (ts == NULL && PyErr_Occurred())
+        goto fail;
+    if (ts != NULL && PyUnicode_Check(ts) && PyUnicode_GET_LENGTH(ts) > 0) {
+        Py_INCREF(ts);
+        Py_INCREF(ts_desc);
+        PyTuple_SET_ITEM(row, 1, ts_desc);
+    }
+    else {
+        PyObject *header_ts = PyDict_GetItemWithError(item, S_timestamp);
+        if (header_ts == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_KeyError, "timestamp");
+            goto fail;
+        }
+        ts = PyObject_CallOneArg(header_time, header_ts);
+        if (ts == NULL)
+            goto fail;
+        Py_INCREF(ts_desc_header);
+        PyTuple_SET_ITEM(row, 1, ts_desc_header);
+    }
+    PyTuple_SET_ITEM(row, 0, ts);
+    PyObject *names[3] = {S_Channel, S_Computer, NULL};
+    for (int i = 0; i < 2; i++) {
+        PyObject *value = get_text(flat, names[i]);
+        if (value == NULL)
+            goto fail;
+        Py_INCREF(value);
+        PyTuple_SET_ITEM(row, 2 + i, value);
+    }
+    PyObject *user = user_of(flat);
+    if (user == NULL)
+        goto fail;
+    Py_INCREF(user);
+    PyTuple_SET_ITEM(row, 4, user);
+    PyObject *eid = get_text(flat, S_EventID);
+    if (eid == NULL)
+        goto fail;
+    Py_INCREF(eid);
+    PyTuple_SET_ITEM(row, 5, eid);
+    PyObject *message = render_message(flat, n_system, resolved, resolve, fallback);
+    if (message == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(row, 6, message);
+    PyObject *fields = PyObject_CallOneArg(dumps, flat);
+    if (fields == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(row, 7, fields);
+    goto done;
+fail:
+    Py_CLEAR(row);
+done:
+    Py_XDECREF(number);
+    Py_DECREF(flat);
+    return row;
+}
+
+/*
+ * rows(records, out, limit, keys, seen, loads, dumps, header_time, resolved, resolve,
+ *      one_line, ts_desc, ts_desc_header)
+ * Appends up to ``limit`` rows to ``out`` from the ``records`` iterator. Returns None when
+ * the records are exhausted, True when ``limit`` rows were added, or a record whose JSON
+ * does not decode (for Python to report). The Python loop it replaces:
+ * irkit.sources.evtx.EvtxSource._parse_py.
+ */
+static PyObject *
+rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "rows() takes 13 arguments");
+        return NULL;
+    }
+    PyObject *records = args[0], *out = args[1];
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyList_Check(out) || !PyDict_Check(args[8]) ||
+        (args[4] != Py_None && !PySet_Check(args[4]))) {
+        PyErr_SetString(PyExc_TypeError, "rows(): out is a list, resolved a dict, seen a set");
+        return NULL;
+    }
+    for (Py_ssize_t added = 0; added < limit; added++) {
+        PyObject *item = PyIter_Next(records);
+        if (item == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        int odd = 0;
+        PyObject *row = record_row(item, args, &odd);
+        if (row == NULL) {
+            if (odd)
+                return item;
+            Py_DECREF(item);
+            return NULL;
+        }
+        Py_DECREF(item);
+        int rc = PyList_Append(out, row);
+        Py_DECREF(row);
+        if (rc < 0)
+            return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"flatten_event", (PyCFunction)flatten_event, METH_O,
      "Flatten a pyevtx-rs JSON Event; returns the fields and how many are System's."},
@@ -849,6 +1901,11 @@ static PyMethodDef methods[] = {
      "render(flat, n_system, resolved, resolve, one_line): the one-line message."},
     {"uids", (PyCFunction)(void (*)(void))uids, METH_FASTCALL,
      "uids(sha256, records, ts_descs): md5 hex of each 'sha256|record|ts_desc'."},
+    {"fused", (PyCFunction)fused, METH_O,
+     "fused(json_text): (fields, n_system) straight from pyevtx-rs JSON, or None."},
+    {"rows", (PyCFunction)(void (*)(void))rows, METH_FASTCALL,
+     "rows(records, out, limit, keys, seen, loads, dumps, header_time, resolved, resolve,"
+     " one_line, ts_desc, ts_desc_header): timeline rows from pyevtx-rs records."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -899,5 +1956,20 @@ PyInit__evtxflat(void)
     INTERN(S_colon_space, ": ");
     INTERN(S_eq, "=");
     INTERN(S_underscore, "_");
+    INTERN(S_Computer, "Computer");
+    INTERN(S_ellipsis, "\xe2\x80\xa6");
+    INTERN(S_EventRecordID, "EventRecordID");
+    INTERN(S_Event, "Event");
+    INTERN(S_data, "data");
+    INTERN(S_event_record_id, "event_record_id");
+    INTERN(S_timestamp, "timestamp");
+    INTERN(S__last, "_last");
+    INTERN(S_ordinal, "ordinal");
+    INTERN(S_key, "key");
+    INTERN(S_dash, "-");
+    INTERN(S_user_fields[0], "TargetUserName");
+    INTERN(S_user_fields[1], "SubjectUserName");
+    INTERN(S_user_fields[2], "User");
+    INTERN(S_user_fields[3], "UserID");
     return PyModule_Create(&module_def);
 }

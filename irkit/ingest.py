@@ -164,6 +164,13 @@ class _CountingSink(SpoolWriter):
             self._report(self._pending)
             self._pending = 0
 
+    def add_many(self, rows: list[Any]) -> None:
+        super().add_many(rows)
+        self._pending += len(rows)
+        if self._pending >= PROGRESS_EVERY:
+            self._report(self._pending)
+            self._pending = 0
+
     def finish(self) -> None:
         # The remainder (< PROGRESS_EVERY) is counted by the parent from the file's stats:
         # one message less per file, which matters across thousands of small logs.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import Any, Final
@@ -124,6 +124,15 @@ class MessageCatalog:
         if template is None:
             return head, None
         return f"{head}: {template.text}", template.fields
+
+    def render_state(
+        self,
+    ) -> tuple[
+        dict[tuple[str, str, str], tuple[str, tuple[str, ...] | None]],
+        Callable[[tuple[str, str, str]], tuple[str, tuple[str, ...] | None]],
+    ]:
+        """What the C renderer needs: the resolved-template cache and how to fill it."""
+        return self._resolved, self._resolve
 
     def render(self, flat: Mapping[str, str], n_system: int) -> str:
         """The event's one-line message; ``n_system`` leading fields are System's.

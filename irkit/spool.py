@@ -122,6 +122,16 @@ class SpoolWriter:
         if len(self.rows) >= self.batch:
             self.flush()
 
+    def add_many(self, rows: list[Row]) -> None:
+        """Take rows in order; parts still hold exactly ``batch`` rows."""
+        start = 0
+        while start < len(rows):
+            room = self.batch - len(self.rows)
+            self.rows.extend(rows[start : start + room])
+            start += room
+            if len(self.rows) >= self.batch:
+                self.flush()
+
     def _table(self) -> Any:
         return build_table(self.rows, *self.constants)
 

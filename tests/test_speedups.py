@@ -149,3 +149,219 @@ def test_uids_are_the_md5_of_the_python_uid(sha: str, pairs: list[tuple[str, str
     records = [record for record, _ in pairs]
     descs = [desc for _, desc in pairs]
     assert speedups.uids(sha, records, descs) == [uid(sha, r, d) for r, d in pairs]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+
+    def add(self, row: Any) -> None:
+        self.rows.append(row)
+
+    def add_many(self, batch: list[Any]) -> None:
+        self.rows.extend(batch)
+
+
+def _parse_both(
+    path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, str] | None = None
+) -> tuple[Any, Any]:
+    """Rows and stats of one file from the C loop and from the Python loop."""
+    from irkit.model import FileStats
+    from irkit.sources import evtx as module
+    from irkit.sources.base import ParseContext
+
+    results = []
+    for accelerated in (speedups, None):
+        monkeypatch.setattr(module, "speedups", accelerated)
+        stats = FileStats(path=str(path))
+        ctx = ParseContext(path, path.name, "0" * 64, stats, dict(options or {}))
+        sink = _Sink()
+        module.EvtxSource().parse(ctx, sink)
+        rows = sink.rows
+        seen = (stats.records, stats.skipped_records, stats.status, stats.record_ranges)
+        results.append((rows, seen, [(w.kind, w.message) for w in stats.warnings]))
+    return results[0], results[1]
+
+
+@needs_c
+@pytest.mark.corpus
+def test_c_loop_gives_the_python_loop_rows_on_every_corpus_file(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``speedups.rows`` (keys, repeats, header times, users, bad JSON, warnings) against
+    ``EvtxSource._parse_py`` on every corpus EVTX, whole rows compared."""
+    files = rows = 0
+    for folder in EVTX_CORPUS_DIRS:
+        for path in sorted((corpus / folder).rglob("*")):
+            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
+                continue
+            got, want = _parse_both(path, monkeypatch)
+            assert got == want, path
+            files += 1
+            rows += len(got[0])
+    assert files >= 308
+    assert rows >= 35_578
+
+
+@needs_c
+def test_c_loop_on_dirty_samples_and_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import DIRTY
+
+    paths = sorted(p for p in DIRTY.rglob("*") if p.is_file())
+    paths += sorted(DATA.rglob("*.evtx"))
+    assert paths
+    for path in paths:
+        got, want = _parse_both(path, monkeypatch)
+        assert got == want, path
+        got, want = _parse_both(path, monkeypatch, {"chunks": "0:1", "recover": "1"})
+        assert got == want, path
+
+
+def test_add_many_keeps_parts_of_exactly_one_batch(tmp_path: Path) -> None:
+    from irkit.spool import SpoolWriter
+
+    rows = [
+        ("2020-01-01T00:00:00.000000+00:00", "d", "a", "h", "u", "1", "m", b"{}", str(i))
+        for i in range(25)
+    ]
+    writer = SpoolWriter(tmp_path, "part", batch=10, constants=("evtx", "e", "0" * 64))
+    writer.add_many(rows[:7])
+    writer.add_many(rows[7:24])
+    writer.add(rows[24])
+    writer.close()
+    import pyarrow.parquet as pq
+
+    sizes = [pq.read_metadata(part).num_rows for part in writer.parts]
+    assert (sizes, writer.total) == ([10, 10, 5], 25)
+    records = [r for part in writer.parts for r in pq.read_table(part)["record"].to_pylist()]
+    assert records == [str(i) for i in range(25)]
+
+
+def _reference(text: str) -> tuple[list[tuple[str, str]], int] | None:
+    """orjson.loads + flatten_event_py of a record's JSON text, as the parser runs it."""
+    try:
+        loaded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    event = loaded.get("Event") if type(loaded) is dict else None
+    flat, n_system = flatten_event_py(event if type(event) is dict else {})
+    return list(flat.items()), n_system
+
+
+def _repeats_a_name(text: str) -> bool:
+    import json
+
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        repeated |= len({k for k, _ in items}) < len(items)
+        return dict(items)
+
+    json.loads(text, object_pairs_hook=pairs)
+    return repeated
+
+
+def _fused(text: str) -> tuple[list[tuple[str, str]], int] | None:
+    assert speedups is not None
+    got = speedups.fused(text)
+    return None if got is None else (list(got[0].items()), got[1])
+
+
+@needs_c
+@pytest.mark.corpus
+def test_fused_reader_equals_orjson_and_flatten_on_every_corpus_record(corpus: Path) -> None:
+    """The JSON-to-fields reader never differs from the reference, and gives up only on
+    the records whose JSON is broken or repeats a name in an object."""
+    count = gave_up = 0
+    for folder in EVTX_CORPUS_DIRS:
+        for path in sorted((corpus / folder).rglob("*")):
+            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
+                continue
+            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                records = list(parser.records_json())
+            for record in records:
+                want = _reference(record["data"])
+                got = _fused(record["data"])
+                count += 1
+                if got is None:
+                    gave_up += 1
+                    assert want is None or _repeats_a_name(record["data"])
+                    continue
+                assert got == want, (path, record["event_record_id"])
+    assert count >= 35_578
+    assert gave_up < count // 100
+
+
+_names = st.sampled_from(
+    ["Event", "System", "EventData", "UserData", "#attributes", "#text", "Data", "EventID",
+     "TimeCreated", "Provider", "Execution", "SystemTime", "Name", "Qualifiers", "x", "Ünï"]
+)  # fmt: skip
+_text_leaves = (
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10)
+).map(lambda v: orjson.dumps(v).decode()) | st.integers(min_value=-(2**64), max_value=2**65).map(
+    str
+)
+
+
+def _pairs(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """A JSON object as text, names possibly repeated (json.dumps cannot write that)."""
+    return st.lists(st.tuples(_names, inner), max_size=5).map(
+        lambda items: "{" + ",".join(orjson.dumps(k).decode() + ":" + v for k, v in items) + "}"
+    )
+
+
+_json_text = st.recursive(
+    _text_leaves
+    | st.sampled_from(['"\\u00e9\\n\\t\\"\\\\\\/"', '"\\ud83d\\ude00"', '"\\ud800"', "-0", "1E400",
+                       "1.0e2", "01", '"a\u0001"', "[1,]", "tru"]),
+    lambda inner: st.lists(inner, max_size=4).map(lambda v: "[" + ", ".join(v) + "]")
+    | _pairs(inner),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=600, deadline=None)
+@given(_pairs(_pairs(_json_text)), st.sampled_from(["", " ", "\n  "]))
+def test_fused_reader_equals_the_reference_on_generated_json(text: str, pad: str) -> None:
+    """Repeated names, escapes, big and negative integers, floats, odd sections, broken
+    JSON: the reader gives the reference's fields or gives up, never something else."""
+    text = text.replace(",", "," + pad).replace(":", pad + ":")
+    try:
+        want = _reference(text)
+    except (AttributeError, TypeError):
+        return  # the reference itself fails on this shape: the parser never sees it
+    got = _fused(text)
+    if got is not None:
+        assert got == want
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ('{"Event":{"System":{"EventID":4624,"Channel":"Security"},"EventData":{"A":"b"}}}', True),
+        ('{"Event":{"EventData":{"A":"\\u00e9\\n\\ud83d\\ude00","B":-7,"C":1.5e3}}}', True),
+        ('{"Event":{"EventData":{"Data":[{"#text":"x"},2,null,true]},"UserData":{"U":{}}}}', True),
+        ('{"Event":{"EventData":{"n":18446744073709551615,"m":-9223372036854775808}}}', True),
+        ('{"Event":null}', True),
+        ('{"Other":1}', True),
+        ('{"Event":{"EventData":{"A":"1","A":"2"}}}', False),  # repeated: orjson keeps the last
+        ('{"Event":{"EventData":{"A":1},"System":{"EventID":1}}}', False),  # System after a section
+        ('{"Event":{"EventData":{"n":18446744073709551616}}}', False),  # orjson: a float
+        ('{"Event":{"EventData":{"n":-0}}}', False),
+        ('{"Event":{"EventData":{"s":"\\ud800"}}}', False),  # lone surrogate: orjson's error
+        ('{"Event":{}} x', False),
+    ],
+)  # fmt: skip
+def test_fused_reader_reads_or_gives_up(text: str, reads: bool) -> None:
+    got = _fused(text)
+    assert (got is not None) == reads
+    if got is not None:
+        assert got == _reference(text)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from irkit.messages import MessageCatalog, load_catalog
+from irkit.messages import MessageCatalog, load_catalog, one_line
 from irkit.sources.base import ParseContext, Row, RowSink
 from irkit.speedups import speedups
 
@@ -219,7 +219,7 @@ def record_id(flat: Mapping[str, str], header_id: int) -> int:
     EventRecordID 111); the System value is the one a responder cross-references.
     """
     text = flat.get("EventRecordID", "")
-    return int(text) if text.isdigit() else header_id
+    return int(text) if text.isascii() and text.isdigit() else header_id
 
 
 class RecordKeys:
@@ -263,6 +263,62 @@ class RecordKeys:
         return str(rid)
 
 
+def open_fast(path: Path, ctx: ParseContext, source: Any = None) -> Iterator[Any] | None:
+    """pyevtx-rs's JSON records of ``path`` (or of the file object ``source``, a slice);
+    None, with the file marked failed, when it is not a readable EVTX file."""
+    import evtx
+
+    try:
+        parser = evtx.PyEvtxParser(
+            str(path) if source is None else source, number_of_threads=1, skip_errors=True
+        )
+    except (RuntimeError, OSError) as exc:
+        ctx.warn("unreadable", f"not a readable EVTX file: {exc}")
+        ctx.stats.status = "failed"
+        return None
+    records: Iterator[Any] = parser.records_json()
+    return records
+
+
+def decode_event(data: str) -> dict[str, Any]:
+    """The ``Event`` of one record's JSON; {} when it has none (orjson errors go up)."""
+    loaded = orjson.loads(data)
+    event = loaded.get("Event") if type(loaded) is dict else None
+    return event if type(event) is dict else {}
+
+
+def _bad_json(record: Mapping[str, Any], ctx: ParseContext) -> None:
+    """Count and name a record whose engine JSON does not decode."""
+    rid = record["event_record_id"]
+    try:
+        orjson.loads(record["data"])
+        problem = "not JSON"
+    except orjson.JSONDecodeError as exc:
+        problem = str(exc)
+    # pyevtx-rs writes control characters of damaged names unescaped.
+    ctx.warn("bad-record", f"record {rid}: the engine's JSON is broken: {problem}")
+    ctx.stats.skipped_records += 1
+    ctx.stats.status = "partial"
+
+
+def _hand_over(
+    pending: list[Row],
+    sink: RowSink,
+    add_many: Callable[[list[Row]], None] | None,
+    ctx: ParseContext,
+) -> None:
+    """Give the pending rows to the sink and count them."""
+    if not pending:
+        return
+    if add_many is not None:
+        add_many(pending)
+    else:
+        for row in pending:
+            sink.add(row)
+    ctx.stats.records += len(pending)
+    pending.clear()
+
+
 def iter_fast(
     path: Path, ctx: ParseContext, source: Any = None
 ) -> Iterator[tuple[int, str, dict[str, Any]]]:
@@ -270,35 +326,19 @@ def iter_fast(
 
     ``source``, when given, is a file object to read instead of ``path`` (a slice).
     """
-    import evtx
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            parser = evtx.PyEvtxParser(
-                str(path) if source is None else source, number_of_threads=1, skip_errors=True
-            )
-        except (RuntimeError, OSError) as exc:
-            ctx.warn("unreadable", f"not a readable EVTX file: {exc}")
-            ctx.stats.status = "failed"
+        records = open_fast(path, ctx, source)
+        if records is None:
             return
-        records: Iterator[Any] = parser.records_json()
         try:
             for record in records:
                 try:
-                    event = orjson.loads(record["data"]).get("Event")
-                except orjson.JSONDecodeError as exc:
-                    # pyevtx-rs writes control characters of damaged names unescaped.
-                    rid = record["event_record_id"]
-                    ctx.warn("bad-record", f"record {rid}: the engine's JSON is broken: {exc}")
-                    ctx.stats.skipped_records += 1
-                    ctx.stats.status = "partial"
+                    event = decode_event(record["data"])
+                except orjson.JSONDecodeError:
+                    _bad_json(record, ctx)
                     continue
-                yield (
-                    record["event_record_id"],
-                    record["timestamp"],
-                    event if type(event) is dict else {},
-                )
+                yield record["event_record_id"], record["timestamp"], event
         except (RuntimeError, OSError) as exc:
             ctx.warn("read-error", f"stopped reading: {exc}")
             ctx.stats.status = "partial"
@@ -414,8 +454,8 @@ class EvtxSource:
         keys = RecordKeys()
         engine = ctx.options.get("evtx_engine", "evtx")
         ctx.stats.engine = engine
-        add = sink.add
         if engine == "python-evtx":
+            add = sink.add
             from irkit.sources.evtx_python import iter_python
 
             chunk_warnings(ctx.path, ctx)
@@ -434,17 +474,84 @@ class EvtxSource:
         else:
             chunk_warnings(ctx.path, ctx)
         recover = ctx.options.get("recover") == "1" and not span
-        seen: set[int] = set()
+        seen: set[int] | None = set() if recover else None
+        if speedups is None:
+            self._parse_py(ctx, sink, source, keys, seen, catalog)
+        else:
+            self._parse_c(ctx, sink, source, keys, seen, catalog)
+        ctx.stats.record_ranges = [keys.ranges()]
+        if seen is not None and any(w.kind in DAMAGE for w in ctx.stats.warnings):
+            self._recover(ctx, sink, keys, seen, catalog)
+
+    @staticmethod
+    def _parse_py(
+        ctx: ParseContext,
+        sink: RowSink,
+        source: Any,
+        keys: RecordKeys,
+        seen: set[int] | None,
+        catalog: MessageCatalog,
+    ) -> None:
+        """The reference loop: one record at a time; :meth:`_parse_c` is its C twin."""
+        add = sink.add
         for rid, hdr_ts, event in iter_fast(ctx.path, ctx, source):
             flat, n_system = flatten_event(event)
             number = record_id(flat, rid)
-            if recover:
+            if seen is not None:
                 seen.add(number)
             add(build_row(flat, n_system, keys.key(number), hdr_ts, catalog))
             ctx.stats.records += 1
-        ctx.stats.record_ranges = [keys.ranges()]
-        if recover and any(w.kind in DAMAGE for w in ctx.stats.warnings):
-            self._recover(ctx, sink, keys, seen, catalog)
+
+    @staticmethod
+    def _parse_c(
+        ctx: ParseContext,
+        sink: RowSink,
+        source: Any,
+        keys: RecordKeys,
+        seen: set[int] | None,
+        catalog: MessageCatalog,
+    ) -> None:
+        """:meth:`_parse_py` with the per-record work in C (``speedups.rows``), a batch
+        of rows per call; records whose JSON does not decode come back here."""
+        assert speedups is not None
+        add_many = getattr(sink, "add_many", None)
+        resolved, resolve = catalog.render_state()
+        pending: list[Row] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                records = open_fast(ctx.path, ctx, source)
+                if records is None:
+                    return
+                try:
+                    while True:
+                        odd = speedups.rows(
+                            records,
+                            pending,
+                            1024,
+                            keys,
+                            seen,
+                            orjson.loads,
+                            orjson.dumps,
+                            header_time,
+                            resolved,
+                            resolve,
+                            one_line,
+                            TS_DESC,
+                            TS_DESC_HEADER,
+                        )
+                        _hand_over(pending, sink, add_many, ctx)
+                        if odd is None:
+                            break
+                        if odd is not True:
+                            _bad_json(odd, ctx)
+                except (RuntimeError, OSError) as exc:
+                    ctx.warn("read-error", f"stopped reading: {exc}")
+                    ctx.stats.status = "partial"
+                finally:
+                    _count_skips(caught, ctx)
+        finally:
+            _hand_over(pending, sink, add_many, ctx)
 
     @staticmethod
     def _recover(
