@@ -1849,7 +1849,8 @@ done:
 /*
  * rows(records, out, limit, keys, seen, loads, dumps, header_time, resolved, resolve,
  *      one_line, ts_desc, ts_desc_header)
- * Appends up to ``limit`` rows to ``out`` from the ``records`` iterator. Returns None when
+ * Appends up to ``limit`` rows to ``out`` from the ``records`` iterator: to a list as
+ * 9-tuples, or to a tuple of 9 lists, one per row column. Returns None when
  * the records are exhausted, True when ``limit`` rows were added, or a record whose JSON
  * does not decode (for Python to report). The Python loop it replaces:
  * irkit.sources.evtx.EvtxSource._parse_py.
@@ -1865,9 +1866,13 @@ rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
     if (limit == -1 && PyErr_Occurred())
         return NULL;
-    if (!PyList_Check(out) || !PyDict_Check(args[8]) ||
+    int columns = PyTuple_CheckExact(out) && PyTuple_GET_SIZE(out) == 9;
+    for (Py_ssize_t i = 0; columns && i < 9; i++)
+        columns = PyList_CheckExact(PyTuple_GET_ITEM(out, i));
+    if (!(columns || PyList_Check(out)) || !PyDict_Check(args[8]) ||
         (args[4] != Py_None && !PySet_Check(args[4]))) {
-        PyErr_SetString(PyExc_TypeError, "rows(): out is a list, resolved a dict, seen a set");
+        PyErr_SetString(PyExc_TypeError,
+                        "rows(): out is a list or 9 lists, resolved a dict, seen a set");
         return NULL;
     }
     for (Py_ssize_t added = 0; added < limit; added++) {
@@ -1886,7 +1891,12 @@ rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
         Py_DECREF(item);
-        int rc = PyList_Append(out, row);
+        int rc = 0;
+        if (columns)
+            for (Py_ssize_t i = 0; i < 9 && rc == 0; i++)
+                rc = PyList_Append(PyTuple_GET_ITEM(out, i), PyTuple_GET_ITEM(row, i));
+        else
+            rc = PyList_Append(out, row);
         Py_DECREF(row);
         if (rc < 0)
             return NULL;

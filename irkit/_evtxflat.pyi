@@ -13,7 +13,7 @@ def render(
 def uids(sha256: str, records: list[str], ts_descs: list[str], /) -> list[str]: ...
 def rows(
     records: Iterator[Any],
-    out: list[tuple[Any, ...]],
+    out: list[tuple[Any, ...]] | tuple[list[Any], ...],
     limit: int,
     keys: Any,
     seen: set[int] | None,

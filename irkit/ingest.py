@@ -155,21 +155,25 @@ class _CountingSink(SpoolWriter):
     ):
         super().__init__(directory, stem, batch, constants)
         self._report = report
-        self._pending = 0
+        self._unreported = 0
+
+    def _count(self, count: int) -> None:
+        self._unreported += count
+        if self._unreported >= PROGRESS_EVERY:
+            self._report(self._unreported)
+            self._unreported = 0
 
     def add(self, row: Any) -> None:
         super().add(row)
-        self._pending += 1
-        if self._pending >= PROGRESS_EVERY:
-            self._report(self._pending)
-            self._pending = 0
+        self._count(1)
 
     def add_many(self, rows: list[Any]) -> None:
         super().add_many(rows)
-        self._pending += len(rows)
-        if self._pending >= PROGRESS_EVERY:
-            self._report(self._pending)
-            self._pending = 0
+        self._count(len(rows))
+
+    def grown(self, count: int) -> None:
+        super().grown(count)
+        self._count(count)
 
     def finish(self) -> None:
         # The remainder (< PROGRESS_EVERY) is counted by the parent from the file's stats:

@@ -66,14 +66,23 @@ def build_table(
     ``evidence`` and ``sha256`` are one value for a whole file's rows, or one per row
     (``irkit hash``: each file is its own evidence).
     """
+    # One comprehension per column: several times faster than zip(*rows) on big batches.
+    columns = tuple([row[i] for row in rows] for i in range(len(ROW_COLUMNS)))
+    return build_table_columns(columns, source, evidence, sha256)
+
+
+def build_table_columns(
+    columns: tuple[list[Any], ...],
+    source: str,
+    evidence: str | list[str],
+    sha256: str | list[str],
+) -> Any:
+    """:func:`build_table` from the rows' columns (one list per name of ``ROW_COLUMNS``)."""
     import pyarrow as pa
 
-    count = len(rows)
+    by_name = dict(zip(ROW_COLUMNS, columns, strict=True))
+    count = len(columns[0])
     shas = [sha256] * count if isinstance(sha256, str) else sha256
-    # One comprehension per column: several times faster than zip(*rows) on big batches.
-    by_name: dict[str, list[Any]] = {
-        name: [row[i] for row in rows] for i, name in enumerate(ROW_COLUMNS)
-    }
     if speedups is not None and isinstance(sha256, str):
         uids = speedups.uids(sha256, by_name["record"], by_name["ts_desc"])
     else:
@@ -96,8 +105,12 @@ def build_table(
     return pa.Table.from_arrays([arrays[n] for n in EVENT_COLUMNS], names=list(EVENT_COLUMNS))
 
 
+def _no_rows() -> tuple[list[Any], ...]:
+    return tuple([] for _ in ROW_COLUMNS)
+
+
 class SpoolWriter:
-    """Collects rows and writes a Parquet part every ``batch`` rows."""
+    """Collects rows, column by column, and writes a Parquet part every ``batch`` rows."""
 
     def __init__(
         self,
@@ -110,34 +123,53 @@ class SpoolWriter:
         self.stem = stem
         self.batch = batch
         self.constants = constants
-        self.rows: list[Row] = []
+        self.columns = _no_rows()
         self.parts: list[str] = []
         self.total = 0
         self.tables: list[Any] = []
         self.to_disk = False
 
+    @property
+    def pending(self) -> int:
+        """Rows taken and not yet written."""
+        return len(self.columns[0])
+
     def add(self, row: Row) -> None:
         """Take one row; flush a part when the batch is full."""
-        self.rows.append(row)
-        if len(self.rows) >= self.batch:
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+        if len(self.columns[0]) >= self.batch:
             self.flush()
 
     def add_many(self, rows: list[Row]) -> None:
         """Take rows in order; parts still hold exactly ``batch`` rows."""
         start = 0
         while start < len(rows):
-            room = self.batch - len(self.rows)
-            self.rows.extend(rows[start : start + room])
+            room = self.batch - self.pending
+            part = rows[start : start + room]
+            for i, column in enumerate(self.columns):
+                column.extend([row[i] for row in part])
             start += room
-            if len(self.rows) >= self.batch:
+            if self.pending >= self.batch:
                 self.flush()
 
+    def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
+        """The pending columns and the room left in this batch, for a producer that
+        appends whole rows to them directly (at most ``room``) and then calls
+        :meth:`grown`: no row tuples to take apart again."""
+        return self.columns, self.batch - self.pending
+
+    def grown(self, count: int) -> None:
+        """``count`` rows were appended to the open columns."""
+        if self.pending >= self.batch:
+            self.flush()
+
     def _table(self) -> Any:
-        return build_table(self.rows, *self.constants)
+        return build_table_columns(self.columns, *self.constants)
 
     def flush(self) -> None:
         """Write the pending rows as one Parquet part."""
-        if not self.rows:
+        if not self.pending:
             return
         import pyarrow.parquet as pq
 
@@ -146,24 +178,24 @@ class SpoolWriter:
         path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
         pq.write_table(table, path, compression="snappy")
         self.parts.append(str(path))
-        self.total += len(self.rows)
-        self.rows = []
+        self.total += self.pending
+        self.columns = _no_rows()
 
     def close(self) -> None:
         """Finish: a small file stays in memory in ``tables``; a big one writes its last part."""
         if self.parts or self.to_disk:
             self.flush()
-        elif self.rows:
+        elif self.pending:
             self.tables = [self._table()]
-            self.total += len(self.rows)
-            self.rows = []
+            self.total += self.pending
+            self.columns = _no_rows()
 
     def discard(self) -> None:
         """Remove every part written so far."""
         for part in self.parts:
             Path(part).unlink(missing_ok=True)
         self.parts = []
-        self.rows = []
+        self.columns = _no_rows()
         self.tables = []
 
 

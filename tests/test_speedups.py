@@ -162,25 +162,43 @@ class _Sink:
         self.rows.extend(batch)
 
 
+class _ColumnSink(_Sink):
+    """A sink the C loop fills column by column, like ``SpoolWriter``, 7 rows at a time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
+        self.grew = 0
+
+    def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
+        return self.columns, 7
+
+    def grown(self, count: int) -> None:
+        assert len(self.columns[0]) == count and {len(c) for c in self.columns} == {count}
+        self.grew += count
+        self.rows.extend(zip(*self.columns, strict=True))
+        self.columns = tuple([] for _ in range(9))
+
+
 def _parse_both(
     path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, str] | None = None
 ) -> tuple[Any, Any]:
-    """Rows and stats of one file from the C loop and from the Python loop."""
+    """Rows and stats of one file from the C loop and from the Python loop; the C loop
+    filling columns (as it fills ``SpoolWriter``) must give what it gives as rows."""
     from irkit.model import FileStats
     from irkit.sources import evtx as module
     from irkit.sources.base import ParseContext
 
     results = []
-    for accelerated in (speedups, None):
+    for accelerated, sink in ((speedups, _Sink()), (speedups, _ColumnSink()), (None, _Sink())):
         monkeypatch.setattr(module, "speedups", accelerated)
         stats = FileStats(path=str(path))
         ctx = ParseContext(path, path.name, "0" * 64, stats, dict(options or {}))
-        sink = _Sink()
         module.EvtxSource().parse(ctx, sink)
-        rows = sink.rows
         seen = (stats.records, stats.skipped_records, stats.status, stats.record_ranges)
-        results.append((rows, seen, [(w.kind, w.message) for w in stats.warnings]))
-    return results[0], results[1]
+        results.append((sink.rows, seen, [(w.kind, w.message) for w in stats.warnings]))
+    assert results[1] == results[0], path
+    return results[0], results[2]
 
 
 @needs_c
@@ -235,6 +253,39 @@ def test_add_many_keeps_parts_of_exactly_one_batch(tmp_path: Path) -> None:
     assert (sizes, writer.total) == ([10, 10, 5], 25)
     records = [r for part in writer.parts for r in pq.read_table(part)["record"].to_pylist()]
     assert records == [str(i) for i in range(25)]
+
+
+def test_columns_filled_directly_make_the_same_parts(tmp_path: Path) -> None:
+    from irkit.spool import SpoolWriter
+
+    rows = [
+        ("2020-01-01T00:00:00.000000+00:00", "d", "a", "h", "u", "1", "m", b"{}", str(i))
+        for i in range(25)
+    ]
+    import pyarrow.parquet as pq
+
+    tables = []
+    for direct in (False, True):
+        writer = SpoolWriter(
+            tmp_path / str(direct), "p", batch=10, constants=("evtx", "e", "0" * 64)
+        )
+        if direct:
+            taken = 0
+            while taken < len(rows):
+                columns, room = writer.open_columns()
+                assert room == 10 - len(columns[0])
+                for row in rows[taken : taken + min(room, 4)]:
+                    for column, value in zip(columns, row, strict=True):
+                        column.append(value)
+                writer.grown(min(room, 4, len(rows) - taken))
+                taken += min(room, 4)
+        else:
+            for row in rows:
+                writer.add(row)
+        writer.close()
+        assert [pq.read_metadata(p).num_rows for p in writer.parts] == [10, 10, 5]
+        tables.append([pq.read_table(p) for p in writer.parts])
+    assert tables[0] == tables[1]
 
 
 def _reference(text: str) -> tuple[list[tuple[str, str]], int] | None:

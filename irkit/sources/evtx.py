@@ -301,22 +301,46 @@ def _bad_json(record: Mapping[str, Any], ctx: ParseContext) -> None:
     ctx.stats.status = "partial"
 
 
-def _hand_over(
-    pending: list[Row],
-    sink: RowSink,
-    add_many: Callable[[list[Row]], None] | None,
-    ctx: ParseContext,
-) -> None:
-    """Give the pending rows to the sink and count them."""
-    if not pending:
-        return
-    if add_many is not None:
-        add_many(pending)
-    else:
-        for row in pending:
-            sink.add(row)
-    ctx.stats.records += len(pending)
-    pending.clear()
+class _RowsOut:
+    """Where ``speedups.rows`` puts its rows: straight into the sink's columns when it
+    has them (:meth:`irkit.spool.SpoolWriter.open_columns`), else a list of rows handed
+    to ``add_many`` or ``add``. Counts the rows in the file's stats."""
+
+    def __init__(self, sink: RowSink, ctx: ParseContext) -> None:
+        self.sink = sink
+        self.ctx = ctx
+        self.open_columns = getattr(sink, "open_columns", None)
+        self.grown: Callable[[int], None] | None = getattr(sink, "grown", None)
+        self.add_many = getattr(sink, "add_many", None)
+        self.pending: list[Row] = []
+        self.columns: tuple[list[Any], ...] | None = None
+        self.before = 0
+
+    def open(self) -> tuple[list[Row] | tuple[list[Any], ...], int]:
+        """The output and how many rows it takes now."""
+        if self.open_columns is None or self.grown is None:
+            return self.pending, 1024
+        self.columns, room = self.open_columns()
+        self.before = len(self.columns[0])
+        return self.columns, room
+
+    def hand_over(self) -> None:
+        """Count the rows added since :meth:`open` and give them to the sink."""
+        if self.columns is not None and self.grown is not None:
+            added = len(self.columns[0]) - self.before
+            self.columns = None
+            self.ctx.stats.records += added
+            self.grown(added)
+            return
+        if not self.pending:
+            return
+        if self.add_many is not None:
+            self.add_many(self.pending)
+        else:
+            for row in self.pending:
+                self.sink.add(row)
+        self.ctx.stats.records += len(self.pending)
+        self.pending.clear()
 
 
 def iter_fast(
@@ -514,9 +538,8 @@ class EvtxSource:
         """:meth:`_parse_py` with the per-record work in C (``speedups.rows``), a batch
         of rows per call; records whose JSON does not decode come back here."""
         assert speedups is not None
-        add_many = getattr(sink, "add_many", None)
         resolved, resolve = catalog.render_state()
-        pending: list[Row] = []
+        out = _RowsOut(sink, ctx)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -527,8 +550,7 @@ class EvtxSource:
                     while True:
                         odd = speedups.rows(
                             records,
-                            pending,
-                            1024,
+                            *out.open(),
                             keys,
                             seen,
                             orjson.loads,
@@ -540,7 +562,7 @@ class EvtxSource:
                             TS_DESC,
                             TS_DESC_HEADER,
                         )
-                        _hand_over(pending, sink, add_many, ctx)
+                        out.hand_over()
                         if odd is None:
                             break
                         if odd is not True:
@@ -551,7 +573,7 @@ class EvtxSource:
                 finally:
                     _count_skips(caught, ctx)
         finally:
-            _hand_over(pending, sink, add_many, ctx)
+            out.hand_over()
 
     @staticmethod
     def _recover(
