@@ -309,6 +309,7 @@ def parse_evidence(
         )
     _start_worker_server(candidates, options)
     with Case(case_dir, create=True) as case:
+        _remove_dead_spools(case.spool_dir)
         already = frozenset(case.parsed_evidence())
         spool = case.spool_dir / run_id
         progress.start(len(candidates), sum(c.size for c in candidates))
@@ -457,6 +458,18 @@ class _IngestBatch:
                 _unlink(stats.spool)
         self.pending = []
         self.rows = 0
+
+
+def _remove_dead_spools(spool_dir: Path) -> None:
+    """Remove what killed runs left in the spool (their parts were never registered).
+
+    Holding the store open for writing means no other run is live on this case."""
+    if spool_dir.is_dir():
+        for entry in spool_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def _unlink(parts: list[str]) -> None:

@@ -68,6 +68,19 @@ def test_interrupted_big_file_ingest_is_undone_on_next_open(tmp_path: Path) -> N
     assert again.events_added == 358
 
 
+def test_a_killed_runs_spool_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """SIGKILL skips every cleanup: the parts it spooled go at the next parse."""
+    case_dir = tmp_path / "case"
+    parse_evidence([EVIDENCE / "new-user-security.evtx"], case_dir, ParseOptions(workers=1))
+    dead = case_dir / "spool" / "0123456789abcdef"
+    dead.mkdir(parents=True)
+    (dead / "0000-part-00000.parquet").write_bytes(b"PAR1")
+    (case_dir / "spool" / "hash-0123456789ab-00000.parquet").write_bytes(b"PAR1")
+    again = parse_evidence([EVIDENCE / "new-user-security.evtx"], case_dir, ParseOptions(workers=1))
+    assert again.events_added == 0
+    assert not (case_dir / "spool").exists()
+
+
 def test_only_slices_sharing_record_ids_are_rewritten() -> None:
     from irkit.spool import slices_sharing_ids
 
