@@ -27,7 +27,8 @@ from irkit.errors import EvidenceError, ExitCode, UsageError
 from irkit.model import FileStats, ParseWarning
 from irkit.sources import by_name
 from irkit.sources.base import ParseContext
-from irkit.sources.evtx import CHUNK_SIZE, ENGINES, FILE_HEADER_SIZE
+from irkit.sources.evtx import ENGINES
+from irkit.sources.evtx_chunks import CHUNK_SIZE, FILE_HEADER_SIZE
 from irkit.spool import DEFAULT_BATCH, SpoolWriter
 
 if TYPE_CHECKING:
@@ -479,7 +480,7 @@ def _unlink(parts: list[str]) -> None:
 
 def plan_slices(candidate: Candidate, options: ParseOptions) -> list[tuple[int, int]]:
     """Chunk ranges for a big EVTX file, so several workers share it; [] for small files."""
-    from irkit.sources.evtx import chunk_count
+    from irkit.sources.evtx_chunks import chunk_count
 
     if (
         candidate.kind != "evtx"

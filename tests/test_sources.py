@@ -8,7 +8,7 @@ from irkit.sources import SOURCES, sniff
 
 from .conftest import DATA, REPO
 
-HELPERS = {"__init__", "base", "evtx_python", "evtx_binxml", "evtx_values"}  # evtx engine 2
+HELPERS = {"__init__", "base", "evtx_chunks", "evtx_python", "evtx_binxml", "evtx_values"}
 HELPERS |= {"osquery_format", "osquery_glog", "osquery_stream", "osquery_tables", "osquery_values"}
 
 

@@ -48,8 +48,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from irkit.sources.base import ParseContext
-from irkit.sources.evtx import CHUNK_SIZE, flatten_event
+from irkit.sources.evtx import flatten_event
 from irkit.sources.evtx_binxml import _Walker, event_of
+from irkit.sources.evtx_chunks import CHUNK_SIZE
 
 _CHUNK_HEADER_SIZE: Final = 0x200
 
