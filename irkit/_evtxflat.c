@@ -899,7 +899,8 @@ fail:
 /* ---- The fused path: pyevtx-rs JSON text straight to flat fields ----
  *
  * orjson.loads() and flatten_dict() in one pass, for the shapes pyevtx-rs writes: System
- * and EventData are read field by field with no intermediate dicts; every other value is
+ * and EventData are read field by field (only System's small nested elements, such as
+ * Provider or TimeCreated, are built as dicts for system_dict()); every other value is
  * decoded like orjson (dicts, lists, str, int, bool, None) and flattened by the same
  * functions as above. Anything this reader does not reproduce exactly (duplicate names,
  * integers past 64 bits, "-0", infinite floats, lone surrogates, a section before System, invalid

@@ -168,10 +168,6 @@ class _CountingSink(SpoolWriter):
         super().add(row)
         self._count(1)
 
-    def add_many(self, rows: list[Any]) -> None:
-        super().add_many(rows)
-        self._count(len(rows))
-
     def grown(self, count: int) -> None:
         super().grown(count)
         self._count(count)

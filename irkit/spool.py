@@ -141,18 +141,6 @@ class SpoolWriter:
         if len(self.columns[0]) >= self.batch:
             self.flush()
 
-    def add_many(self, rows: list[Row]) -> None:
-        """Take rows in order; parts still hold exactly ``batch`` rows."""
-        start = 0
-        while start < len(rows):
-            room = self.batch - self.pending
-            part = rows[start : start + room]
-            for i, column in enumerate(self.columns):
-                column.extend([row[i] for row in part])
-            start += room
-            if self.pending >= self.batch:
-                self.flush()
-
     def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
         """The pending columns and the room left in this batch, for a producer that
         appends whole rows to them directly (at most ``room``) and then calls

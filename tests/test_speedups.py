@@ -158,9 +158,6 @@ class _Sink:
     def add(self, row: Any) -> None:
         self.rows.append(row)
 
-    def add_many(self, batch: list[Any]) -> None:
-        self.rows.extend(batch)
-
 
 class _ColumnSink(_Sink):
     """A sink the C loop fills column by column, like ``SpoolWriter``, 7 rows at a time."""
@@ -235,7 +232,7 @@ def test_c_loop_on_dirty_samples_and_slices(monkeypatch: pytest.MonkeyPatch) -> 
         assert got == want, path
 
 
-def test_add_many_keeps_parts_of_exactly_one_batch(tmp_path: Path) -> None:
+def test_added_rows_make_parts_of_exactly_one_batch(tmp_path: Path) -> None:
     from irkit.spool import SpoolWriter
 
     rows = [
@@ -243,9 +240,8 @@ def test_add_many_keeps_parts_of_exactly_one_batch(tmp_path: Path) -> None:
         for i in range(25)
     ]
     writer = SpoolWriter(tmp_path, "part", batch=10, constants=("evtx", "e", "0" * 64))
-    writer.add_many(rows[:7])
-    writer.add_many(rows[7:24])
-    writer.add(rows[24])
+    for row in rows:
+        writer.add(row)
     writer.close()
     import pyarrow.parquet as pq
 

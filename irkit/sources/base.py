@@ -17,8 +17,8 @@ Row = tuple[str, str, str, str, str, str, str, bytes, str]
 class RowSink(Protocol):
     """Where a source puts rows: the spool writer in a worker, a list in tests.
 
-    A sink may also offer ``add_many(rows)``, or ``open_columns()`` and ``grown(count)``
-    (see :class:`irkit.spool.SpoolWriter`); the EVTX source's C loop uses them when present.
+    A sink may also offer ``open_columns()`` and ``grown(count)`` (see
+    :class:`irkit.spool.SpoolWriter`); the EVTX source's C loop fills its columns then.
     """
 
     def add(self, row: Row) -> None:

@@ -301,14 +301,13 @@ def _bad_json(record: Mapping[str, Any], ctx: ParseContext) -> None:
 class _RowsOut:
     """Where ``speedups.rows`` puts its rows: straight into the sink's columns when it
     has them (:meth:`irkit.spool.SpoolWriter.open_columns`), else a list of rows handed
-    to ``add_many`` or ``add``. Counts the rows in the file's stats."""
+    to ``add``. Counts the rows in the file's stats."""
 
     def __init__(self, sink: RowSink, ctx: ParseContext) -> None:
         self.sink = sink
         self.ctx = ctx
         self.open_columns = getattr(sink, "open_columns", None)
         self.grown: Callable[[int], None] | None = getattr(sink, "grown", None)
-        self.add_many = getattr(sink, "add_many", None)
         self.pending: list[Row] = []
         self.columns: tuple[list[Any], ...] | None = None
         self.before = 0
@@ -331,11 +330,8 @@ class _RowsOut:
             return
         if not self.pending:
             return
-        if self.add_many is not None:
-            self.add_many(self.pending)
-        else:
-            for row in self.pending:
-                self.sink.add(row)
+        for row in self.pending:
+            self.sink.add(row)
         self.ctx.stats.records += len(self.pending)
         self.pending.clear()
 
