@@ -31,6 +31,8 @@ class Candidate:
     kind: str
     #: When it was collected (ISO 8601 UTC), for a file of an irkit collection.
     collected_at: str = ""
+    #: A digest of the first bytes: files that differ there cannot be copies of each other.
+    head: bytes = b""
 
 
 def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
@@ -92,7 +94,11 @@ def discover(
             source = sniff(head, path)
             if source is not None:
                 when = times.get(display, "") if times is not None else ""
-                candidates.append(Candidate(path, display, info.st_size, source.name, when))
+                candidates.append(
+                    Candidate(
+                        path, display, info.st_size, source.name, when, hashlib.md5(head).digest()
+                    )
+                )
                 continue
             promised = PROMISED_BY_SUFFIX.get(path.suffix.lower())
             if promised or explicit:
@@ -120,3 +126,45 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Copies:
+    """Byte-identical files of one run: each copy names the file parsed in its place."""
+
+    #: sha256 of every file hashed to find the copies (the workers need not hash them again).
+    sha256: dict[str, str]
+    #: display path of a copy → display path of the first file (by path) with its bytes.
+    copy_of: dict[str, str]
+
+
+def find_copies(candidates: Sequence[Candidate]) -> Copies:
+    """Which candidates are byte-identical copies of another, decided by path order.
+
+    Only files that share their size and first bytes with another are hashed (on a
+    thread per core: hashlib releases the GIL), so the choice of the copy that is
+    parsed never depends on which worker finishes first: same input, same output.
+    """
+    groups: dict[tuple[int, bytes], list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault((candidate.size, candidate.head), []).append(candidate)
+    suspects = [c for group in groups.values() if len(group) > 1 for c in group]
+    sha256: dict[str, str] = {}
+    if suspects:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(candidate: Candidate) -> tuple[str, str]:
+            try:
+                return candidate.display, sha256_file(candidate.path)[0]
+            except OSError:
+                return candidate.display, ""  # the worker names the problem
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            sha256 = {display: digest for display, digest in pool.map(one, suspects) if digest}
+    first: dict[str, str] = {}
+    copy_of: dict[str, str] = {}
+    for display in sorted(sha256):
+        kept = first.setdefault(sha256[display], display)
+        if kept != display:
+            copy_of[display] = kept
+    return Copies(sha256, copy_of)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from irkit.case import Case
-from irkit.discovery import Candidate, discover, sha256_file
+from irkit.discovery import Candidate, discover, find_copies, sha256_file
 from irkit.errors import EvidenceError, ExitCode, UsageError
 from irkit.model import FileStats, ParseWarning
 from irkit.sources import by_name
@@ -68,6 +68,7 @@ class ParseSummary:
     files_found: int = 0
     files_parsed: int = 0
     files_already: int = 0
+    files_copies: int = 0
     files_failed: int = 0
     unrecognised: int = 0
     bytes: int = 0
@@ -101,6 +102,7 @@ class ParseSummary:
             "files_found": self.files_found,
             "files_parsed": self.files_parsed,
             "files_already_in_case": self.files_already,
+            "files_copies": self.files_copies,
             "files_failed": self.files_failed,
             "unrecognised_files": self.unrecognised,
             "bytes": self.bytes,
@@ -304,6 +306,7 @@ def parse_evidence(
             hint="irkit recognises EVTX, osquery logs and bodyfiles by their content; "
             "`irkit hash` or `irkit triage` take any file",
         )
+    copies = find_copies(candidates)
     _start_worker_server(candidates, options)
     with Case(case_dir, create=True) as case:
         _remove_dead_spools(case.spool_dir)
@@ -311,8 +314,21 @@ def parse_evidence(
         spool = case.spool_dir / run_id
         progress.start(len(candidates), sum(c.size for c in candidates))
         batch = _IngestBatch(case, summary, run_id, set(already))
+        for candidate in candidates:
+            if (kept := copies.copy_of.get(candidate.display)) is not None:
+                stats = FileStats(
+                    candidate.display,
+                    copies.sha256[candidate.display],
+                    candidate.size,
+                    candidate.kind,
+                    status="copy",
+                    copy_of=kept,
+                )
+                batch.add(stats)
+                progress.file_done(stats)
+        unique = [c for c in candidates if c.display not in copies.copy_of]
         try:
-            for done in _run(candidates, str(spool), already, options, progress):
+            for done in _run(unique, str(spool), already, copies.sha256, options, progress):
                 progress.records(done.stats.records % PROGRESS_EVERY)
                 if done.of is None:
                     batch.add(done.stats)
@@ -412,6 +428,9 @@ class _IngestBatch:
         summary = self.summary
         summary.files.append(stats)
         summary.warnings.extend(stats.warnings)
+        if stats.status == "copy":
+            summary.files_copies += 1
+            return
         if stats.status == "already" or (stats.sha256 and stats.sha256 in self.ingested):
             summary.files_already += 1
             _unlink(stats.spool)
@@ -556,6 +575,7 @@ def _run(
     candidates: list[Candidate],
     spool: str,
     already: frozenset[str],
+    known: dict[str, str],
     options: ParseOptions,
     progress: Progress,
 ) -> Iterator[_Done]:
@@ -568,7 +588,10 @@ def _run(
     workers = options.worker_count(sum(max(1, len(spans)) for spans in slices.values()))
     if workers == 1:
         for candidate in candidates:
-            yield _Done(parse_file(candidate, spool, already, options, progress.records))
+            sha256 = known.get(candidate.display, "")
+            yield _Done(
+                parse_file(candidate, spool, already, options, progress.records, None, sha256)
+            )
         return
     context = _worker_context()
     queue = context.SimpleQueue()
@@ -582,11 +605,14 @@ def _run(
         for candidate in sorted(candidates, key=lambda c: -c.size):
             spans = slices[candidate]
             if not spans:
-                future = pool.submit(parse_file, candidate, spool, already, options)
+                sha256 = known.get(candidate.display, "")
+                future = pool.submit(
+                    parse_file, candidate, spool, already, options, None, None, sha256
+                )
                 submitted[future] = (candidate, -1)
                 continue
             try:
-                sha256, _ = sha256_file(candidate.path)
+                sha256 = known.get(candidate.display) or sha256_file(candidate.path)[0]
             except OSError as exc:
                 stats = _died(candidate, exc)
                 stats.warnings[0] = ParseWarning(candidate.display, "unreadable", str(exc))

@@ -89,6 +89,8 @@ class FileStats:
     skipped_records: int = 0
     status: str = "ok"
     seconds: float = 0.0
+    #: For status "copy": the file of this run with the same bytes, parsed in its place.
+    copy_of: str = ""
     warnings: list[ParseWarning] = dataclasses.field(default_factory=list)
     spool: list[str] = dataclasses.field(default_factory=list)
     tables: list[Any] = dataclasses.field(default_factory=list)

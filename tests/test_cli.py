@@ -59,17 +59,22 @@ def test_reparse_adds_nothing(tmp_path: Path) -> None:
 def test_same_file_twice_is_one_evidence(tmp_path: Path) -> None:
     evidence = tmp_path / "ev"
     evidence.mkdir()
-    for name in ("a.evtx", "b.bin"):  # the second copy has no .evtx name: content decides
+    for name in ("b.bin", "a.evtx", "c.evtx"):  # a copy without .evtx: content decides
         shutil.copy(EVIDENCE / "new-user-security.evtx", evidence / name)
     data = summary_of(run_irkit("parse", str(evidence), "--case", str(tmp_path / "c"), "--json"))
-    assert data["files_found"] == 2
+    assert data["files_found"] == 3
     assert data["events_added"] == 4
-    assert data["files_already_in_case"] == 1
+    assert data["files_already_in_case"] == 0
+    assert data["files_copies"] == 2
     import duckdb
 
     with duckdb.connect(str(tmp_path / "c" / "irkit.duckdb"), read_only=True) as db:
         paths = db.execute("SELECT path FROM evidence_paths ORDER BY path").fetchall()
-    assert [Path(p[0]).name for p in paths] == ["a.evtx", "b.bin"]
+    # The copy parsed is the first by path, whichever worker finishes first.
+    out = run_irkit("timeline", str(tmp_path / "c"), "--format", "jsonl")
+    parsed = {json.loads(line)["evidence"] for line in out.stdout.splitlines()}
+    assert [Path(p[0]).name for p in paths] == ["a.evtx", "b.bin", "c.evtx"]
+    assert [Path(p).name for p in parsed] == ["a.evtx"]
 
 
 def test_dirty_evidence_is_partial_with_named_warnings(tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ def render_summary(console: Console, summary: ParseSummary) -> None:
             "files",
             f"{data['files_found']:,} found, {data['files_parsed']:,} parsed, "
             f"{data['files_already_in_case']:,} already in case, "
+            f"{data['files_copies']:,} copies of another, "
             f"{data['files_failed']:,} failed, {data['unrecognised_files']:,} not recognised",
         ),
         ("records", f"{data['records']:,} parsed, {data['events_added']:,} new events"),

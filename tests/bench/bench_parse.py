@@ -366,6 +366,7 @@ class Bench:
                 for k in (
                     "files_parsed",
                     "files_already_in_case",
+                    "files_copies",
                     "files_failed",
                     "events_added",
                     "skipped_chunks",
