@@ -5,7 +5,7 @@
  * reference and the fallback (tests/test_evtxflat.py compares both on every corpus
  * record and on generated JSON shapes):
  *
- *   flatten_event(event) -> (dict, int)    irkit.sources.evtx.flatten_event_py
+ *   flatten_event(event) -> (dict, int)    irkit.sources.evtx.flatten.flatten_event_py
  *   render(flat, n_system, resolved, resolve, one_line) -> str
  *                                          irkit.messages.MessageCatalog.render_py
  *   uids(sha256, records, ts_descs) -> list[str]
@@ -1854,7 +1854,7 @@ done:
  * 9-tuples, or to a tuple of 9 lists, one per row column. Returns None when
  * the records are exhausted, True when ``limit`` rows were added, or a record whose JSON
  * does not decode (for Python to report). The Python loop it replaces:
- * irkit.sources.evtx.EvtxSource._parse_py.
+ * irkit.sources.evtx.source.EvtxSource._parse_py.
  */
 static PyObject *
 rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1921,7 +1921,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_evtxflat", "The EVTX hot path in C (see evtx.py).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_evtxflat", "The EVTX hot path in C (see irkit/sources/evtx/).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

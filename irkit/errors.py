@@ -44,3 +44,24 @@ class EvidenceError(IrkitError):
 
 class QueryError(UsageError):
     """A timeline filter (--where, --from, --to) is not valid."""
+
+
+def is_interrupt(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is Ctrl-C (or SIGTERM, which irkit turns into it) in disguise.
+
+    DuckDB catches the KeyboardInterrupt that hits a running query and raises
+    ``RuntimeError('Query interrupted')`` (2.x) or ``duckdb.InterruptException`` (1.x)
+    instead; another error may carry either as its cause or context.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        kind = type(exc)
+        if kind.__name__ == "InterruptException" and "duckdb" in kind.__module__:
+            return True
+        if isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -1,7 +1,7 @@
 """The optional C accelerator of the EVTX hot path, or None.
 
-``_evtxflat.c`` holds C twins of :func:`irkit.sources.evtx.flatten_event_py` and
-:meth:`irkit.messages.MessageCatalog.render_py`, with the same output (the tests compare
+``_evtxflat.c`` holds C twins of :func:`irkit.sources.evtx.flatten.flatten_event_py` and
+:meth:`irkit.sources.messages.MessageCatalog.render_py`, with the same output (the tests compare
 them on every corpus record). It is built by ``pip install`` where a C compiler exists;
 without it irkit runs the Python versions, about 2x slower to parse. Setting
 ``IRKIT_PURE_PYTHON=1`` makes irkit ignore a built accelerator.

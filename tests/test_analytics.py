@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from irkit import analytics
-from irkit.case import Case
 from irkit.cli.analytics import KINDS_HELP
+from irkit.detect import analytics
 from irkit.errors import IrkitError, UsageError
 from irkit.model import MAX_EVENT_UIDS, Severity
+from irkit.store.case import Case
 
 from .conftest import REPO, run_irkit
 

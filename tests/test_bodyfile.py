@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import pytest
 
-from irkit.case import Case
 from irkit.export.bodyfile import bodyfile_line, epoch_text, escape_name
 from irkit.model import FileStats
 from irkit.sources import SOURCES, sniff
@@ -30,6 +29,7 @@ from irkit.sources.bodyfile import (
     looks_like_bodyfile,
     split_line,
 )
+from irkit.store.case import Case
 
 from .conftest import DATA, EVIDENCE, REPO, corpus_path, run_irkit
 

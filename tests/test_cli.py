@@ -6,14 +6,16 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from irkit.discovery import Candidate
 from irkit.errors import ExitCode
-from irkit.ingest import ParseOptions, parse_file
+from irkit.ingest.discovery import Candidate
+from irkit.ingest.options import ParseOptions
+from irkit.ingest.worker import parse_file
 
 from .conftest import DIRTY, EVIDENCE, run_irkit
 
@@ -176,7 +178,7 @@ def test_unreadable_directory_is_a_warning(tmp_path: Path) -> None:
 
 def test_unreadable_directory_walk_error_is_counted(tmp_path: Path) -> None:
     """As root nothing is unreadable, so drive the walk's error path with a real OSError."""
-    from irkit.discovery import _walk_error
+    from irkit.ingest.discovery import _walk_error
     from irkit.model import ParseWarning
 
     found: list[ParseWarning] = []
@@ -255,7 +257,7 @@ def test_table_output_escapes_markup_and_ansi(tmp_path: Path) -> None:
     case = tmp_path / "case"
     assert run_irkit("parse", str(EVIDENCE / "issue_38.evtx"), "--case", str(case)).returncode == 0
     hostile = "[bold red]PWNED[/] \x1b[2J\x1b[31mred"
-    from irkit.case import Case
+    from irkit.store.case import Case
 
     with Case(case) as store:  # rewrite the one event part with hostile text
         (name,) = store.db.execute("SELECT file FROM parts").fetchone()
@@ -372,3 +374,92 @@ def test_recover_adds_what_only_python_evtx_reads(tmp_path: Path) -> None:
     timeline = run_irkit("timeline", str(tmp_path / "b"), "--format", "jsonl")
     records = [json.loads(line)["record"] for line in timeline.stdout.splitlines()]
     assert len(records) == 942
+
+
+def _scan_started(process: subprocess.Popen[str], timeout: float = 120) -> bool:
+    """Wait until triage's parse workers have come and gone: the scan is running."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    workers_seen = False
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            children = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return False
+        # forkserver and resource tracker stay; more than those are parse workers
+        if len(children) > 2:
+            workers_seen = True
+        elif workers_seen:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("delay", [1.5, 3.0, 4.5])
+def test_ctrl_c_during_triage_scan_is_interrupted_not_an_internal_error(
+    corpus: Path, tmp_path: Path, delay: float
+) -> None:
+    """DuckDB turns Ctrl-C during a query into RuntimeError('Query interrupted'); triage
+    must still say 'interrupted' and exit 130, as parse and scan alone do.
+
+    Measured before the fix, a signal this long after the parse: 1-3 s into the heuristics
+    gave 'internal error' (exit 1), 4 s into the Sigma rules a swallowed rule (exit 3),
+    later the timeline export a 'not valid SQL' usage error (exit 2)."""
+    import signal
+    import sys
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "irkit",
+            "triage",
+            str(corpus / "EVTX-ATTACK-SAMPLES"),
+            "--sigma",
+            str(corpus / "sigma"),
+            "--case",
+            str(tmp_path / "case"),
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    try:
+        if not _scan_started(process):
+            process.kill()
+            pytest.fail(f"the parse did not finish: {process.communicate()[1]}")
+        time.sleep(delay)  # heuristics, then ~2,800 Sigma rules: nearly all in DuckDB
+        assert process.poll() is None, "triage finished before the signal"
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    assert "irkit: interrupted" in stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+
+
+def test_a_query_cut_by_ctrl_c_is_recognised_as_an_interrupt() -> None:
+    """The forms DuckDB gives Ctrl-C, bare or wrapped in another error, are interrupts."""
+    from irkit.errors import IrkitError, is_interrupt
+
+    assert is_interrupt(RuntimeError("Query interrupted"))
+    assert is_interrupt(KeyboardInterrupt())
+    import duckdb
+
+    assert is_interrupt(duckdb.InterruptException("INTERRUPT Error: Interrupted!"))
+    try:
+        try:
+            raise RuntimeError("Query interrupted")
+        except RuntimeError as exc:
+            raise IrkitError("SQL failed: Query interrupted") from exc
+    except IrkitError as wrapped:
+        assert is_interrupt(wrapped)
+    assert not is_interrupt(RuntimeError("Binder Error: column x not found"))
+    assert not is_interrupt(IrkitError("SQL failed"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from irkit.case import Case
+from irkit.store.case import Case
 
 from .conftest import run_irkit
 

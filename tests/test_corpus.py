@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from irkit.case import Case
+from irkit.store.case import Case
 
 from .conftest import EVTX_CORPUS_DIRS, run_irkit
 from .test_export import assert_no_formula, assert_timesketch_ready

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from irkit.crosscheck import CrossCheck, crosscheck_file, crosscheck_files
-from irkit.sources import evtx_python
+from irkit.ingest.crosscheck import CrossCheck, crosscheck_file, crosscheck_files
+from irkit.sources.evtx import python_engine
 
 CORPUS = Path(
     os.environ.get("IRKIT_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
@@ -68,7 +68,7 @@ def test_repeated_record_ids_compare_as_multisets(tmp_path: Path) -> None:
 
 
 def _patched(change: Any) -> Any:
-    real = evtx_python.iter_python
+    real = python_engine.iter_python
 
     def iter_python(path: Path, ctx: Any) -> Iterator[Any]:
         for seen, row in enumerate(real(path, ctx)):
@@ -90,7 +90,7 @@ def test_a_difference_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
             flat = {**flat, "SubjectUserName": "mallory"}
         return rid, ts, flat, n_system
 
-    monkeypatch.setattr(evtx_python, "iter_python", _patched(change))
+    monkeypatch.setattr(python_engine, "iter_python", _patched(change))
     result = crosscheck_file(NEW_USER)
     assert result.differing == (
         (2, "EventID 4720 != 9999"),
@@ -107,7 +107,7 @@ def test_a_repeated_id_seen_once_by_one_engine_is_named(
     path = tmp_path / "twice.evtx"
     path.write_bytes(data + data[4096 : 4096 + 65536])
     monkeypatch.setattr(
-        evtx_python, "iter_python", _patched(lambda seen, row: None if seen == 5 else row)
+        python_engine, "iter_python", _patched(lambda seen, row: None if seen == 5 else row)
     )
     result = crosscheck_file(path)
     assert (result.fast_records, result.python_records) == (8, 7)

@@ -22,10 +22,9 @@ import orjson
 import pytest
 
 from irkit.model import FileStats
-from irkit.sources import evtx_python
 from irkit.sources.base import ParseContext
-from irkit.sources.evtx import flatten_event, header_time, iter_fast
-from irkit.sources.evtx_python import iter_python
+from irkit.sources.evtx import flatten_event, header_time, iter_fast, python_engine
+from irkit.sources.evtx.python_engine import iter_python
 
 CORPUS = Path(
     os.environ.get("IRKIT_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
@@ -354,7 +353,7 @@ def test_a_record_that_fails_is_skipped_and_reading_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = 0
-    real = evtx_python.event_of
+    real = python_engine.event_of
 
     def flaky(roots: list[object]) -> object:
         nonlocal calls
@@ -363,7 +362,7 @@ def test_a_record_that_fails_is_skipped_and_reading_goes_on(
             raise ValueError("broken on purpose")
         return real(roots)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(evtx_python, "event_of", flaky)
+    monkeypatch.setattr(python_engine, "event_of", flaky)
     path = DATA / "evidence" / "new-user-security.evtx"
     ctx = _context(path)
     rows = list(iter_python(path, ctx))
@@ -377,7 +376,7 @@ def test_keyboard_interrupt_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) ->
     def interrupt(event: object) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evtx_python, "flatten_event", interrupt)
+    monkeypatch.setattr(python_engine, "flatten_event", interrupt)
     path = DATA / "evidence" / "new-user-security.evtx"
     with pytest.raises(KeyboardInterrupt):
         list(iter_python(path, _context(path)))

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from irkit.errors import UsageError
-from irkit.hashing import HashOptions, HashSummary, digest_line, hash_paths, parse_size
-from irkit.ioc import load_iocs
+from irkit.files.events import digest_line
+from irkit.files.hashing import hash_paths
+from irkit.files.ioc import load_iocs
+from irkit.files.options import HashOptions, HashSummary, parse_size
 
 from .conftest import run_irkit
 
@@ -307,11 +309,11 @@ def test_findings_export_lists_the_ioc_match(tmp_path: Path) -> None:
     jsonl = run_irkit("findings", str(case), "--format", "jsonl", "--min-level", "critical")
     assert jsonl.returncode == 0 and jsonl.stdout == ""
     bad = run_irkit("findings", str(case), "--min-level", "severe")
-    assert bad.returncode == 2 and "one of informational" in bad.stderr
+    assert bad.returncode == 2 and "is not one of 'informational'" in bad.stderr
 
 
 def test_birth_time_where_the_file_system_keeps_it(tmp_path: Path) -> None:
-    from irkit.fileio import birth_time
+    from irkit.files.fileio import birth_time
 
     target = tmp_path / "born"
     target.write_text("x")

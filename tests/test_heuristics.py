@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from irkit.case import Case
 from irkit.detect.heuristics import (
     Heuristic,
     check_sql,
@@ -20,6 +19,7 @@ from irkit.detect.heuristics import (
 from irkit.detect.heuristics_lint import example_findings
 from irkit.errors import IrkitError
 from irkit.model import severity_rank
+from irkit.store.case import Case
 
 from .conftest import run_irkit
 

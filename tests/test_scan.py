@@ -34,7 +34,7 @@ def test_fail_on_gives_its_exit_code_only_when_a_finding_reaches_the_level(
     assert critical.returncode == ExitCode.OK, critical.stderr
     assert json.loads(critical.stdout)["findings_added"] == 0  # the same findings again
     bad = run_irkit("scan", str(case), "--fail-on", "severe")
-    assert bad.returncode == ExitCode.USAGE and "one of informational" in bad.stderr
+    assert bad.returncode == ExitCode.USAGE and "not one of 'informational'" in bad.stderr
 
 
 def test_findings_export_and_timeline_rows(tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from irkit.case import Case
 from irkit.detect import DetectorResult
-from irkit.detect.sigma import load_sigma, run_sigma
+from irkit.detect.sigma import load_sigma
 from irkit.detect.sigma_logsource import logsource_map, variants
+from irkit.detect.sigma_run import run_sigma
 from irkit.model import severity_rank
+from irkit.store.case import Case
 
 pytestmark = pytest.mark.corpus
 

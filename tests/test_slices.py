@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from irkit.case import Case
-from irkit.ingest import ParseOptions, parse_evidence
+from irkit.ingest.options import ParseOptions
+from irkit.ingest.parse import parse_evidence
+from irkit.store.case import Case
 
 from .conftest import DIRTY, EVIDENCE
 
@@ -53,7 +54,7 @@ def test_repeated_record_ids_across_slices_get_unique_keys(tmp_path: Path) -> No
 
 def test_interrupted_big_file_ingest_is_undone_on_next_open(tmp_path: Path) -> None:
     """A run killed between slices leaves rows marked as being ingested: they go away."""
-    from irkit.case import Case
+    from irkit.store.case import Case
 
     case_dir = tmp_path / "case"
     parse_evidence([DIRTY / "sysmon.evtx"], case_dir, ParseOptions(workers=1))
@@ -82,7 +83,7 @@ def test_a_killed_runs_spool_is_removed_by_the_next_run(tmp_path: Path) -> None:
 
 
 def test_only_slices_sharing_record_ids_are_rewritten() -> None:
-    from irkit.spool import slices_sharing_ids
+    from irkit.store.spool import slices_sharing_ids
 
     assert slices_sharing_ids([[(1, 10)], [(11, 20)], [(21, 30)]]) == set()
     # Slice 1 repeats id 5 inside itself only: keyed apart by the parser, not a collision.
@@ -95,3 +96,22 @@ def test_only_slices_sharing_record_ids_are_rewritten() -> None:
         3,
     }
     assert slices_sharing_ids([[], [(1, 2)], []]) == set()
+
+
+def test_recover_reads_a_sliced_log_too(tmp_path: Path) -> None:
+    """--recover on a big log parsed as slices adds what it adds to the log read whole
+    (the slices' record ids say what the fast engine read); it used to add nothing."""
+    whole = parse_evidence([DIRTY], tmp_path / "whole", ParseOptions(workers=1, recover=True))
+    sliced = parse_evidence(
+        [DIRTY],
+        tmp_path / "sliced",
+        ParseOptions(workers=2, slice_bytes=0, slice_chunks=3, recover=True),
+    )
+    assert all(f.sliced for f in sliced.files)
+    assert whole.records == sliced.records == 358 + 301 + 283
+    assert whole.files_recovered == sliced.files_recovered == 3
+    assert events(tmp_path / "whole") == events(tmp_path / "sliced")
+    again = parse_evidence(
+        [DIRTY], tmp_path / "sliced", ParseOptions(workers=2, slice_bytes=0, recover=True)
+    )
+    assert again.events_added == 0 and again.files_recovered == 0

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from irkit.messages import load_catalog
 from irkit.sources.evtx import flatten_event_py
+from irkit.sources.messages import load_catalog
 from irkit.speedups import speedups
 from tests.conftest import DATA, EVTX_CORPUS_DIRS
 
@@ -133,7 +133,7 @@ def test_pure_python_switch_is_honoured() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "irkit.sources.evtx"
+    assert out.stdout.strip() == "irkit.sources.evtx.flatten"
 
 
 @needs_c
@@ -143,7 +143,7 @@ def test_pure_python_switch_is_honoured() -> None:
     st.lists(st.tuples(st.text(max_size=140), st.text(max_size=30)), max_size=20),
 )
 def test_uids_are_the_md5_of_the_python_uid(sha: str, pairs: list[tuple[str, str]]) -> None:
-    from irkit.spool import uid
+    from irkit.store.spool import uid
 
     assert speedups is not None
     records = [record for record, _ in pairs]
@@ -183,8 +183,8 @@ def _parse_both(
     """Rows and stats of one file from the C loop and from the Python loop; the C loop
     filling columns (as it fills ``SpoolWriter``) must give what it gives as rows."""
     from irkit.model import FileStats
-    from irkit.sources import evtx as module
     from irkit.sources.base import ParseContext
+    from irkit.sources.evtx import source as module
 
     results = []
     for accelerated, sink in ((speedups, _Sink()), (speedups, _ColumnSink()), (None, _Sink())):
@@ -233,7 +233,7 @@ def test_c_loop_on_dirty_samples_and_slices(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_added_rows_make_parts_of_exactly_one_batch(tmp_path: Path) -> None:
-    from irkit.spool import SpoolWriter
+    from irkit.store.spool import SpoolWriter
 
     rows = [
         ("2020-01-01T00:00:00.000000+00:00", "d", "a", "h", "u", "1", "m", b"{}", str(i))
@@ -252,7 +252,7 @@ def test_added_rows_make_parts_of_exactly_one_batch(tmp_path: Path) -> None:
 
 
 def test_columns_filled_directly_make_the_same_parts(tmp_path: Path) -> None:
-    from irkit.spool import SpoolWriter
+    from irkit.store.spool import SpoolWriter
 
     rows = [
         ("2020-01-01T00:00:00.000000+00:00", "d", "a", "h", "u", "1", "m", b"{}", str(i))

@@ -19,7 +19,7 @@ import evtx
 import orjson
 import pytest
 
-from irkit.case import Case
+from irkit.store.case import Case
 from tests.bench import tile_evtx
 
 SIZE = 2 << 20

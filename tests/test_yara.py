@@ -183,7 +183,7 @@ def test_meta_helpers() -> None:
 
 @pytest.mark.corpus
 def test_event_text_match_links_to_its_event(corpus: Path, tmp_path: Path) -> None:
-    from irkit.case import Case
+    from irkit.store.case import Case
     from tests.conftest import run_irkit
 
     evtx = (
@@ -235,7 +235,7 @@ rule Sysmon_Hostname { strings: $a = "HOSTNAME.EXE" nocase condition: $a }
 def test_missing_evidence_is_a_warning(corpus: Path, tmp_path: Path) -> None:
     import shutil
 
-    from irkit.case import Case
+    from irkit.store.case import Case
     from tests.conftest import run_irkit
 
     copy = tmp_path / "copy.evtx"

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 
 import typer
 
 from irkit import __version__
-from irkit.cli import analytics, collect, crosscheck, hashing, parse, rules, scan, timeline, triage
+from irkit.cli import (
+    analytics,
+    collect,
+    crosscheck,
+    findings,
+    hashing,
+    parse,
+    rules,
+    scan,
+    timeline,
+    triage,
+)
 
 app = typer.Typer(
     name="irkit",
@@ -19,16 +32,33 @@ app = typer.Typer(
 )
 
 
+def version_line() -> str:
+    """``irkit 0.1.0 (C accelerator in use)``: the version and which EVTX hot path runs."""
+    from irkit.speedups import speedups
+
+    if speedups is not None:
+        engine = "C accelerator in use"
+    elif os.environ.get("IRKIT_PURE_PYTHON", "") not in ("", "0"):
+        engine = "pure Python: IRKIT_PURE_PYTHON is set"
+    else:
+        engine = "pure Python: the C accelerator is not built"
+    return f"irkit {__version__} ({engine})"
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"irkit {__version__}")
+        typer.echo(version_line())
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version, and whether the C accelerator is in use, and exit.",
     ),
 ) -> None:
     """irkit parses host artifacts into one timeline, scans it, and exports it."""
@@ -42,7 +72,7 @@ app.command("hash")(hashing.hash_command)
 app.command("collect")(collect.collect)
 app.command("verify")(collect.verify)
 app.command("scan")(scan.scan)
-app.command("findings")(scan.findings)
+app.command("findings")(findings.findings)
 app.command("stack")(analytics.stack)
 app.command("firstseen")(analytics.firstseen)
 app.add_typer(rules.app, name="rules")
@@ -57,4 +87,42 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
-    app()
+    sys.exit(run())
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run a command line; return its exit code.
+
+    A mistake on the command line is one line on stderr and exit 2, as the README says
+    (typer's boxed error is for --help only): ``irkit: usage: No such option: --bogus
+    (see irkit triage --help)``.
+    """
+    from typer import _click  # typer vendors click here (ruff bans importing click)
+
+    from irkit.cli.common import say
+    from irkit.errors import ExitCode
+
+    try:
+        code = app(args=args, prog_name="irkit", standalone_mode=False)
+    except _click.exceptions.UsageError as exc:
+        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
+            if isinstance(exc, _click.exceptions.NoSuchOption) and exc.ctx is not None:
+                # Old spellings kept as hidden aliases are not offered as suggestions.
+                hidden = {
+                    name
+                    for param in exc.ctx.command.params
+                    if getattr(param, "hidden", False)
+                    for name in param.opts
+                }
+                exc.possibilities = [p for p in exc.possibilities or () if p not in hidden]
+            command = exc.ctx.command_path if exc.ctx is not None else "irkit"
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            say("irkit: usage: ", "bold red", f"{message} (see {command} --help)")
+        return int(ExitCode.USAGE)
+    except _click.exceptions.ClickException as exc:
+        say("irkit: error: ", "bold red", " ".join(exc.format_message().split()))
+        return exc.exit_code
+    except typer.Abort:
+        say("irkit: aborted", "yellow")
+        return int(ExitCode.FATAL)
+    return code if isinstance(code, int) else int(ExitCode.OK)

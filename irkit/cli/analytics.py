@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from irkit.cli.common import Debug, errors_handled, safe_text, stderr_console
-from irkit.timeline import parse_time
+from irkit.cli.common import Column, Debug, errors_handled, fit_table, safe_text, stderr_console
+from irkit.store.timeline import parse_time
 
 if TYPE_CHECKING:
-    from irkit.analytics import StackRow
+    from irkit.detect.analytics import StackRow
 
 TABLE_LIMIT = 500
+#: ``-o -``: standard output, as for irkit hash and irkit timeline.
+STDOUT = "-"
 #: Hosts named in a table cell; the rest are counted.
 TABLE_HOSTS = 3
 KINDS_HELP = "process, parent-child, service, task, logon, autorun or network"
@@ -75,35 +77,34 @@ def _write_jsonl(rows: Sequence[StackRow], out: TextIO) -> None:
         out.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
 
 
-def _render_table(rows: Sequence[StackRow], columns: Sequence[str]) -> None:
-    """A rich table on stdout; evidence text escaped. Narrow terminals drop the last time."""
+def _render_table(rows: Sequence[StackRow], columns: Sequence[str], by_time: bool) -> None:
+    """A table on stdout fitted to the terminal: long values end in '…', the least useful
+    columns go first on a narrow one (the hosts before the first-seen time when
+    ``by_time``, else the other way round); evidence escaped."""
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console(highlight=False)
-    wide = console.width >= 140
-    table = Table(expand=True)
-    table.add_column("count", justify="right", no_wrap=True)
-    for column in columns:
-        table.add_column(column, overflow="fold", ratio=1, min_width=16)
-    table.add_column("hosts", overflow="fold", max_width=40 if wide else 20)
-    table.add_column("first seen (UTC)", no_wrap=True)
-    if wide:
-        table.add_column("last seen (UTC)", no_wrap=True)
+    table_columns = [
+        Column("count", justify="right", min_width=5),
+        *(Column(name, priority=1, min_width=20, lines=2) for name in columns),
+        Column("hosts", priority=3 if by_time else 2, min_width=14, max_width=32),
+        Column("first seen (UTC)", priority=1 if by_time else 3, min_width=19, max_width=19),
+        Column("last seen (UTC)", priority=4, min_width=19, max_width=19),
+    ]
+    cells: list[list[object]] = []
     for row in rows:
         hosts = ", ".join(row.hosts[:TABLE_HOSTS])
         if len(row.hosts) > TABLE_HOSTS:
             hosts += f" +{len(row.hosts) - TABLE_HOSTS}"
-        times = [_when(row, True)[:19].replace("T", " ")]
-        if wide:
-            times.append(_when(row, False)[:19].replace("T", " "))
-        table.add_row(
-            str(row.count),
-            *(safe_text(v) for v in row.values),
-            safe_text(f"{len(row.hosts)}: {hosts}" if row.hosts else "0"),
-            *times,
+        cells.append(
+            [
+                str(row.count),
+                *row.values,
+                f"{len(row.hosts)}: {hosts}" if row.hosts else "0",
+                _when(row, True)[:19].replace("T", " "),
+                _when(row, False)[:19].replace("T", " "),
+            ]
         )
-    console.print(table)
+    Console(highlight=False).print(fit_table(table_columns, cells))
 
 
 def _output(
@@ -112,13 +113,14 @@ def _output(
     fmt: Format,
     output: Path | None,
     limit: int | None,
+    by_time: bool = False,
 ) -> None:
     if limit is not None:
         rows = rows[:limit]
     if fmt is Format.table:
-        _render_table(rows, columns)
+        _render_table(rows, columns, by_time)
         return
-    if output is not None:
+    if output is not None and str(output) != STDOUT:
         tmp = output.with_name(f".{output.name}.irkit-tmp")
         with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
             _write(rows, columns, fmt, handle)
@@ -141,12 +143,44 @@ def _write(rows: Sequence[StackRow], columns: Sequence[str], fmt: Format, out: T
         _write_jsonl(rows, out)
 
 
+def _kind(kind: str | None, entity: str | None) -> str:
+    """KIND, or its old spelling --entity/-e; both naming different kinds is a mistake."""
+    from irkit.errors import UsageError
+
+    if kind is not None and entity is not None and kind != entity:
+        raise UsageError(
+            f"KIND {kind!r} and --entity {entity!r} differ",
+            hint="--entity is the old spelling of KIND: give one of them",
+        )
+    chosen = kind or entity
+    if chosen is None:
+        raise UsageError(
+            "missing the entity kind",
+            hint=f"irkit firstseen CASE KIND --baseline-until ISO; KIND is one of {KINDS_HELP}",
+        )
+    return chosen
+
+
+def _check_output(fmt: Format, output: Path | None, command: str) -> None:
+    """The table is for the terminal: -o FILE needs CSV or JSONL (as for irkit timeline)."""
+    from irkit.errors import UsageError
+
+    if fmt is Format.table and output is not None and str(output) != STDOUT:
+        raise UsageError(
+            "--output needs --format csv or jsonl: the table is for the terminal",
+            hint=f"{command} --format csv -o {output}",
+        )
+
+
 def _summary(text: str) -> None:
-    stderr_console().print(safe_text(text))
+    stderr_console().print(safe_text(text), soft_wrap=True)
 
 
 Fmt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to this file ('-': stdout); CSV or JSONL only."),
+]
 Limit = Annotated[
     int | None,
     typer.Option("--limit", help="At most this many rows (table: 500 unless set).", min=0),
@@ -156,7 +190,7 @@ Limit = Annotated[
 @errors_handled
 def stack(
     case: Annotated[Path, typer.Argument(help="Case directory.")],
-    by: Annotated[str, typer.Argument(help=f"Entity kind: {KINDS_HELP}.")],
+    by: Annotated[str, typer.Argument(help=f"Entity kind: {KINDS_HELP}.", metavar="KIND")],
     rare: Annotated[
         int | None,
         typer.Option("--rare", help="Only entities seen at most this many times.", min=1),
@@ -173,10 +207,18 @@ def stack(
     limit: Limit = None,
     debug: Debug = False,
 ) -> None:
-    """Least-frequency stacking: every entity of a kind across all hosts, rarest first."""
-    from irkit import analytics
-    from irkit.case import Case
+    """Least-frequency stacking: every entity of a kind across all hosts, rarest first.
 
+    Examples:
+
+      irkit stack irkit-triage service --rare 1
+
+      irkit stack irkit-triage parent-child --host dc01 -f csv -o parent-child.csv
+    """
+    from irkit.detect import analytics
+    from irkit.store.case import Case
+
+    _check_output(fmt, output, f"irkit stack {case} {by}")
     spec = analytics.entity_kind(by)
     with Case(case, read_only=True) as store:
         rows = analytics.stack(store, by, rare=rare, sources=source or (), hosts=host or ())
@@ -194,7 +236,15 @@ def stack(
 @errors_handled
 def firstseen(
     case: Annotated[Path, typer.Argument(help="Case directory.")],
-    entity: Annotated[str, typer.Option("--entity", "-e", help=f"Entity kind: {KINDS_HELP}.")],
+    kind: Annotated[
+        str | None,
+        typer.Argument(help=f"Entity kind: {KINDS_HELP}.", metavar="KIND", show_default=False),
+    ] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option("--entity", "-e", hidden=True, help="Old spelling of KIND (still accepted)."),
+    ] = None,
+    *,
     baseline_until: Annotated[
         str,
         typer.Option(
@@ -207,10 +257,19 @@ def firstseen(
     limit: Limit = None,
     debug: Debug = False,
 ) -> None:
-    """Entities first seen after the baseline window, oldest first."""
-    from irkit import analytics
-    from irkit.case import Case
+    """Entities first seen after the baseline window, oldest first.
 
+    Examples:
+
+      irkit firstseen irkit-triage service --baseline-until 2024-05-01
+
+      irkit firstseen irkit-triage process --baseline-until 2024-05-01T08:00+02:00 -f jsonl -o -
+    """
+    from irkit.detect import analytics
+    from irkit.store.case import Case
+
+    entity = _kind(kind, entity)
+    _check_output(fmt, output, f"irkit firstseen {case} {entity} --baseline-until {baseline_until}")
     spec = analytics.entity_kind(entity)
     until = parse_time(baseline_until, "--baseline-until")
     with Case(case, read_only=True) as store:
@@ -218,7 +277,7 @@ def firstseen(
         rows = analytics.first_seen(store, entity, until)
     if fmt is Format.table and limit is None:
         limit = TABLE_LIMIT
-    _output(rows, spec.columns, fmt, output, limit)
+    _output(rows, spec.columns, fmt, output, limit, by_time=True)
     baseline = sum(1 for r in every if r.first_seen is not None and r.first_seen <= until)
     note = (
         f"{entity}: {len(rows):,} of {len(every):,} entities first seen after "

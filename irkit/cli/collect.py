@@ -13,7 +13,7 @@ from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from irkit.collect.collector import CollectSummary
+    from irkit.collect.options import CollectSummary
     from irkit.collect.verify import VerifyReport
 
 
@@ -60,9 +60,17 @@ def collect(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Copy a profile's artifacts with their hashes and a manifest. Never prompts."""
-    from irkit.collect.collector import CollectOptions, run_collect
-    from irkit.hashing import parse_size
+    """Copy a profile's artifacts with their hashes and a manifest. Never prompts.
+
+    Examples:
+
+      sudo irkit collect --out /media/usb/host01 --zip --case-number IR-2024-17
+
+      irkit collect --out host01 --root /mnt/image --profile triage-windows
+    """
+    from irkit.collect.collector import run_collect
+    from irkit.collect.options import CollectOptions
+    from irkit.files.options import parse_size
 
     limit = parse_size(max_file_size)
     options = CollectOptions(
@@ -103,7 +111,7 @@ def _progress(quiet: bool) -> Any:
     if not show_progress(quiet):
         return None
     from irkit.cli.common import stderr_console
-    from irkit.collect.collector import CollectProgress
+    from irkit.collect.options import CollectProgress
 
     class _Live(CollectProgress):
         def __init__(self, console: Console) -> None:
@@ -172,10 +180,19 @@ def _render(summary: CollectSummary) -> None:
 def verify(
     path: Annotated[Path, typer.Argument(help="A collection folder or zip (or the --out folder).")],
     quiet: Quiet = False,
-    json_out: JsonOut = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
     debug: Debug = False,
 ) -> None:
-    """Re-hash a collection against its manifest; exit 5 on any mismatch."""
+    """Re-hash a collection against its manifest; exit 5 on any mismatch.
+
+    Examples:
+
+      irkit verify /media/usb/host01
+
+      irkit verify /media/usb/host01/host01-20240501T101500Z.zip --json
+    """
     from irkit.collect.verify import verify as run_verify
 
     report = run_verify(path)

@@ -7,13 +7,15 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, ParamSpec, TypeVar
 
 import typer
+from typer import _click  # typer vendors click here (ruff bans importing click)
 
-from irkit.errors import ExitCode, IrkitError
+from irkit.errors import ExitCode, IrkitError, is_interrupt
 
 if TYPE_CHECKING:  # rich is imported when something is printed: start-up stays short
     from rich.console import Console
@@ -31,6 +33,7 @@ Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an e
 CaseDir = Annotated[Path, typer.Option("--case", "-c", help="Case directory (created if missing).")]
 
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SPACES: Final = re.compile(r"[\r\n\t]+")
 
 
 def stderr_console() -> Console:
@@ -60,16 +63,16 @@ def safe_text(value: object, style: str = "") -> Text:
     return Text(text, style=style)
 
 
-def _say(prefix: str, style: str, message: str = "", hint: str = "") -> None:
-    """One error line on stderr (evidence text escaped), and its hint."""
+def say(prefix: str, style: str, message: str = "", hint: str = "") -> None:
+    """One error line on stderr (evidence text escaped, never wrapped), and its hint."""
     from rich.text import Text
 
     console = stderr_console()
     line = Text(prefix, style=style)
     line.append_text(safe_text(message))
-    console.print(line)
+    console.print(line, soft_wrap=True)
     if hint:
-        console.print(Text("hint: ", style="yellow") + safe_text(hint))
+        console.print(Text("hint: ", style="yellow") + safe_text(hint), soft_wrap=True)
 
 
 def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
@@ -78,27 +81,36 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         debug = bool(kwargs.get("debug")) or os.environ.get("IRKIT_DEBUG") == "1"
+        from irkit.store.case import on_wait  # a case held by another irkit: say we wait
+
+        on_wait(lambda message: say("irkit: ", "yellow", message))
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            say("irkit: interrupted", "yellow")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except IrkitError as exc:
+            if is_interrupt(exc):  # a query cut by Ctrl-C, reported as a failed query
+                say("irkit: interrupted", "yellow")
+                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            _say("irkit: error: ", "bold red", exc.message, exc.hint)
+            say("irkit: error: ", "bold red", exc.message, exc.hint)
             raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            _say("irkit: interrupted", "yellow")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             # The reader went away (| head): leave quietly, like a Unix tool.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(int(ExitCode.OK)) from None
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, _click.exceptions.ClickException):
+            raise  # a usage error raised by a command: main() says it in one line
         except Exception as exc:
+            if is_interrupt(exc):  # DuckDB's form of Ctrl-C during a query
+                say("irkit: interrupted", "yellow")
+                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            _say(
+            say(
                 "irkit: internal error: ",
                 "bold red",
                 f"{type(exc).__name__}: {exc}",
@@ -128,3 +140,134 @@ def print_json(data: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+Workers = Annotated[
+    int, typer.Option("--workers", "-j", help="Parser processes (0: one per core).", min=0)
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a table fitted to the terminal by `fit_table`.
+
+    ``priority``: lower is more useful; when even the narrowest columns do not fit, the
+    column with the highest number is dropped first (ties: the rightmost). ``min_width``:
+    narrowest it may be squeezed to; ``max_width``: widest it may grow (None: as wide as
+    its longest cell). ``lines``: at most this many lines per cell (word-wrapped, the last
+    one ending in '…'); 1 keeps every row on one line.
+    """
+
+    header: str
+    priority: int = 0
+    min_width: int = 6
+    max_width: int | None = None
+    lines: int = 1
+    justify: Literal["left", "right", "center"] = "left"
+    style: str = ""
+
+
+def _overhead(columns: int) -> int:
+    """A box table's own width: a border before each column, one after the last, padding."""
+    return 3 * columns + 1
+
+
+def _one_line(value: object) -> Text:
+    """A cell as one escaped line: newlines and tabs become spaces."""
+    from rich.text import Text
+
+    if isinstance(value, Text):
+        if not any(c in value.plain for c in "\r\n\t"):
+            return value
+        return Text(_SPACES.sub(" ", value.plain), style=value.style)
+    return safe_text(_SPACES.sub(" ", str(value)))
+
+
+def _fit_cell(cell: Text, width: int, lines: int, console: Console) -> Text:
+    """Cut a cell to ``width`` columns and at most ``lines`` lines, ending in '…' if cut."""
+    from rich.text import Text
+
+    if cell.cell_len <= width:
+        return cell
+    if lines > 1:
+        wrapped = cell.wrap(console, width, overflow="fold")
+        if len(wrapped) <= lines:
+            return Text("\n").join(wrapped)
+        kept = list(wrapped)[:lines]
+        last = kept[-1].copy()
+        last.rstrip()
+        if last.cell_len >= width:
+            last.truncate(width - 1)
+        last.append("…")
+        kept[-1] = last
+        return Text("\n").join(kept)
+    cut = cell.copy()
+    cut.truncate(width, overflow="ellipsis")
+    return cut
+
+
+def fit_table(
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[object]],
+    width: int | None = None,
+    title: str | None = None,
+) -> Table:
+    """A rich table whose rows fit ``width`` (default: the terminal; 80 when piped).
+
+    Column widths follow their content up to ``max_width``. If the sum is too wide, the
+    least useful columns (highest ``priority``; then the widest) are narrowed down to
+    ``min_width``; if even that is too wide, the least useful are dropped, named in the
+    caption.
+    Long cells end in '…' (CSV and JSONL keep full values). Cells are escaped with
+    `safe_text` unless they already are rich ``Text``; newlines become spaces.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    total = width if width is not None else console.width
+    cells = [[_one_line(v) for v in row] for row in rows]
+    keep = list(range(len(columns)))
+    while len(keep) > 1 and (
+        sum(min(columns[i].min_width, _natural(columns[i], cells, i)) for i in keep)
+        + _overhead(len(keep))
+        > total
+    ):
+        drop = max(keep, key=lambda i: (columns[i].priority, i))
+        keep.remove(drop)
+    widths = {i: _natural(columns[i], cells, i) for i in keep}
+    floor = {i: min(columns[i].min_width, widths[i]) for i in keep}
+    excess = sum(widths.values()) + _overhead(len(keep)) - total
+    while excess > 0:
+        shrinkable = [i for i in keep if widths[i] > floor[i]]
+        if not shrinkable:
+            break
+        # The least useful first; among equals, the widest.
+        widest = max(shrinkable, key=lambda i: (columns[i].priority, widths[i], i))
+        widths[widest] -= 1
+        excess -= 1
+    dropped = [columns[i].header for i in range(len(columns)) if i not in keep]
+    caption = None
+    if dropped:
+        caption = f"not shown at this width: {', '.join(dropped)} (see --format csv or jsonl)"
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for i in keep:
+        col = columns[i]
+        table.add_column(
+            col.header if len(col.header) <= widths[i] else col.header[: widths[i] - 1] + "…",
+            width=widths[i],
+            justify=col.justify,
+            style=col.style or None,
+            no_wrap=col.lines == 1,
+            overflow="ellipsis" if col.lines == 1 else "fold",
+        )
+    for row in cells:
+        table.add_row(*(_fit_cell(row[i], widths[i], columns[i].lines, console) for i in keep))
+    return table
+
+
+def _natural(column: Column, cells: Sequence[Sequence[Text]], index: int) -> int:
+    """The width a column would like: its header or longest cell, at most max_width."""
+    longest = max((row[index].cell_len for row in cells), default=0)
+    wanted = max(len(column.header), longest, 1)
+    return wanted if column.max_width is None else min(wanted, column.max_width)

@@ -9,15 +9,14 @@ import typer
 
 from irkit.cli.common import (
     Debug,
-    JsonOut,
     Quiet,
+    Workers,
     errors_handled,
     print_json,
     safe_text,
     show_progress,
     stderr_console,
 )
-from irkit.cli.parse import Workers
 from irkit.errors import ExitCode
 
 SHOW_IDS = 10
@@ -25,8 +24,8 @@ SHOW_IDS = 10
 
 def run_crosscheck(paths: list[Path], workers: int, *, quiet: bool) -> dict[str, Any]:
     """Compare the engines on every EVTX under ``paths``; render unless quiet; return data."""
-    from irkit.crosscheck import crosscheck_files
-    from irkit.discovery import discover
+    from irkit.ingest.crosscheck import crosscheck_files
+    from irkit.ingest.discovery import discover
 
     candidates, _, _ = discover(paths)
     files = [c.path for c in candidates if c.kind == "evtx"]
@@ -93,10 +92,19 @@ def crosscheck(
     evidence: Annotated[list[Path], typer.Argument(help="EVTX files or folders.")],
     workers: Workers = 0,
     quiet: Quiet = False,
-    json_out: JsonOut = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
     debug: Debug = False,
 ) -> None:
-    """Read each EVTX with evtx and python-evtx; list files where they disagree."""
+    """Read each EVTX with evtx and python-evtx; list files where they disagree.
+
+    Examples:
+
+      irkit crosscheck /mnt/evidence/winevt/Logs
+
+      irkit crosscheck Security.evtx System.evtx --json
+    """
     report = run_crosscheck(evidence, workers, quiet=quiet or json_out)
     if json_out:
         print_json(report)

@@ -25,7 +25,7 @@ from irkit.errors import ExitCode, UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from irkit.hashing import HashSummary
+    from irkit.files.options import HashSummary
 
 MAX_SHOWN = 20
 
@@ -57,7 +57,11 @@ def hash_command(
     ] = "md5,sha1,sha256",
     ioc: Annotated[
         list[Path] | None,
-        typer.Option("--ioc", help="Hash IOC list (LOKI hash;description, sha256sum, CSV)."),
+        typer.Option(
+            "--ioc",
+            help="Hash IOC list (repeatable; LOKI hash;description, sha256sum, CSV). "
+            "A match exits 4.",
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -89,17 +93,26 @@ def hash_command(
         ),
     ] = False,
     workers: Annotated[
-        int, typer.Option("--workers", "-j", help="Hashing threads (default: one per core).", min=0)
+        int, typer.Option("--workers", "-j", help="Hashing threads (0: one per core).", min=0)
     ] = 0,
     quiet: Quiet = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Hash files (one read, every digest), record their times, match hash IOCs."""
+    """Hash files (one read, every digest), record their times, match hash IOCs.
+
+    Exit 4 when a file matched an --ioc list.
+
+    Examples:
+
+      irkit hash /mnt/evidence/home -o home.sha256
+
+      irkit hash /mnt/c/Windows/Temp --case host01 --ioc signature-base/iocs/hash-iocs.txt
+    """
     from irkit.cli.common import stderr_console
     from irkit.cli.parse import check_outside_evidence
-    from irkit.hashing import HashOptions, parse_algorithms, parse_size
-    from irkit.hashrun import run_hash
+    from irkit.files.hashrun import run_hash
+    from irkit.files.options import HashOptions, parse_algorithms, parse_size
 
     options = HashOptions(
         algorithms=parse_algorithms(algorithms),
@@ -116,7 +129,7 @@ def hash_command(
         raise UsageError("--json and --output - both want stdout", hint="write -o to a file")
     iocs = None
     if ioc:
-        from irkit.ioc import load_iocs
+        from irkit.files.ioc import load_iocs
 
         iocs = load_iocs(ioc)
     if output is None:
@@ -135,14 +148,17 @@ def hash_command(
     if json_out:
         print_json(data)
     elif not quiet:
-        render_hash_summary(stderr_console(), summary, data)
+        render_hash_summary(stderr_console(), summary, data, in_case=case is not None)
     if summary.findings:
         raise typer.Exit(int(ExitCode.FINDINGS))
     raise typer.Exit(int(ExitCode.PARTIAL if summary.partial else ExitCode.OK))
 
 
-def render_hash_summary(console: Console, summary: HashSummary, data: dict[str, Any]) -> None:
-    """Counts, skips by reason, warnings and findings."""
+def render_hash_summary(
+    console: Console, summary: HashSummary, data: dict[str, Any], in_case: bool = True
+) -> None:
+    """Counts, skips by reason, warnings and findings (``in_case``: the events went to
+    a case, which says how many were new)."""
     from rich.text import Text
 
     table = summary_table("irkit hash")
@@ -151,7 +167,11 @@ def render_hash_summary(console: Console, summary: HashSummary, data: dict[str, 
         ("entries", f"{summary.entries:,} ({summary.files:,} regular files)"),
         ("hashed", f"{summary.hashed:,} files, {human_bytes(summary.bytes_hashed)}"),
         ("digests", ", ".join(summary.algorithms)),
-        ("events", f"{summary.events:,} ({summary.events_added:,} new in the case)"),
+        (
+            "events",
+            f"{summary.events:,}"
+            + (f" ({summary.events_added:,} new in the case)" if in_case else ""),
+        ),
         ("not hashed", skipped),
         ("warnings", f"{len(summary.warnings):,}"),
         ("findings", f"{len(summary.findings):,} (IOCs loaded: {summary.iocs_loaded:,})"),

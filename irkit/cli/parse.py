@@ -5,15 +5,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
-from irkit.cli.common import CaseDir, Debug, JsonOut, Quiet, errors_handled, print_json
+from irkit.cli.common import (
+    CaseDir,
+    Debug,
+    JsonOut,
+    Quiet,
+    Workers,
+    errors_handled,
+    print_json,
+)
 from irkit.errors import UsageError
 
 Engine = Annotated[
-    str,
+    Literal["evtx", "python-evtx"],
     typer.Option(
         "--evtx-engine",
         help="EVTX engine: evtx (fast, Rust) or python-evtx (pure Python, reads inactive chunks).",
@@ -25,9 +33,6 @@ Recover = Annotated[
         "--recover",
         help="Read damaged EVTX again with python-evtx and add the records only it can read.",
     ),
-]
-Workers = Annotated[
-    int, typer.Option("--workers", "-j", help="Parser processes (default: one per core).", min=0)
 ]
 
 
@@ -68,7 +73,8 @@ def run_parse(
     """
     from irkit.cli.common import show_progress, stderr_console
     from irkit.cli.summary import RichProgress
-    from irkit.ingest import ParseOptions, parse_evidence
+    from irkit.ingest.options import ParseOptions
+    from irkit.ingest.parse import parse_evidence
 
     check_outside_evidence(case, evidence)
     if collections is None:
@@ -104,10 +110,17 @@ def parse(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Parse evidence into a case. Re-parsing the same evidence adds nothing."""
+    """Parse evidence into a case. Re-parsing the same evidence adds nothing.
+
+    Examples:
+
+      irkit parse /mnt/evidence/winevt/Logs --case host01
+
+      irkit parse host01.zip osquery/ -c host01 --evtx-engine python-evtx --recover
+    """
     from irkit.cli.common import stderr_console
     from irkit.cli.summary import render_summary
-    from irkit.ingest import ParseSummary
+    from irkit.ingest.summary import ParseSummary
 
     summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover)
     assert isinstance(summary, ParseSummary)
@@ -121,5 +134,10 @@ def parse(
     if json_out:
         print_json(data)
     elif not quiet:
-        render_summary(stderr_console(), summary)
+        render_summary(stderr_console(), summary, [str(p) for p in evidence])
+    if quiet and summary.warnings:
+        from irkit.cli.common import say
+        from irkit.cli.summary import partial_line
+
+        say("irkit: partial: ", "yellow", partial_line(summary))
     raise typer.Exit(code)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from irkit.cli.common import Debug, JsonOut, errors_handled, print_json, safe_text, stderr_console
+from irkit.cli.common import Debug, errors_handled, print_json, safe_text, stderr_console
 from irkit.errors import ExitCode
 
 app = typer.Typer(
@@ -26,6 +26,14 @@ Folder = Annotated[
 ]
 
 
+LintJson = Annotated[
+    bool, typer.Option("--json", help="Print the problems as JSON on stdout (ok: no problem).")
+]
+ListJson = Annotated[
+    bool, typer.Option("--json", help="Print the heuristics as a JSON list on stdout.")
+]
+
+
 def _folder(folder: Path | None) -> Path | None:
     env = os.environ.get("IRKIT_HEURISTICS")
     return folder or (Path(env) if env else None)
@@ -33,8 +41,17 @@ def _folder(folder: Path | None) -> Path | None:
 
 @app.command("lint")
 @errors_handled
-def lint(json_out: JsonOut = False, folder: Folder = None, debug: Debug = False) -> None:
-    """Check every heuristic: keys, level, ATT&CK tags, SQL, and that its examples behave."""
+def lint(json_out: LintJson = False, folder: Folder = None, debug: Debug = False) -> None:
+    """Check every heuristic: keys, level, ATT&CK tags, SQL, and that its examples behave.
+
+    Exit 1 when a heuristic has a problem.
+
+    Examples:
+
+      irkit rules lint
+
+      IRKIT_HEURISTICS=./my-heuristics irkit rules lint --json
+    """
     from irkit.detect.heuristics_lint import lint_heuristics
 
     problems = lint_heuristics(_folder(folder))
@@ -54,8 +71,15 @@ def lint(json_out: JsonOut = False, folder: Folder = None, debug: Debug = False)
 
 @app.command("list")
 @errors_handled
-def list_rules(json_out: JsonOut = False, folder: Folder = None, debug: Debug = False) -> None:
-    """Show every heuristic: id, level, title and ATT&CK tags."""
+def list_rules(json_out: ListJson = False, folder: Folder = None, debug: Debug = False) -> None:
+    """Show every heuristic: id, level, title and ATT&CK tags.
+
+    Examples:
+
+      irkit rules list
+
+      irkit rules list --json | jq -r '.[] | select(.level == "high") | .id'
+    """
     from irkit.detect.heuristics import load_heuristics
 
     heuristics = load_heuristics(_folder(folder))

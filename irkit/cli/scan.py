@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
@@ -14,24 +15,30 @@ from irkit.cli.common import (
     JsonOut,
     Quiet,
     errors_handled,
+    human_bytes,
     print_json,
     safe_text,
     summary_table,
 )
+from irkit.cli.findings import Level, groups_table, plural
 from irkit.errors import ExitCode
+from irkit.model import Severity
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from irkit.scan import ScanSummary
+    from irkit.detect import ScanProgress
+    from irkit.detect.scan import ScanSummary
 
 MAX_SHOWN = 25
-Level = Annotated[
-    str,
-    typer.Option(
-        "--min-level", help="Keep findings at this level or above (informational…critical)."
-    ),
-]
+#: Warnings listed by name in the scan summary (all of them are in --json).
+MAX_WARNINGS_SHOWN = 20
+#: Warning kinds that say a rule file or rule did not load or run.
+RULE_PROBLEMS: Final = {
+    "rule-file-error": "not loaded",
+    "sigma-unsupported": "not run, unsupported",
+    "sigma-query-failed": "not run, query failed",
+}
 
 SigmaRules = Annotated[
     list[Path] | None,
@@ -42,9 +49,90 @@ YaraRules = Annotated[
     typer.Option("--yara", help="YARA rule file or folder (repeatable)."),
 ]
 FailOn = Annotated[
-    str | None,
+    Severity | None,
     typer.Option("--fail-on", help="Exit 4 when a finding at this level or above is found."),
 ]
+
+
+@contextlib.contextmanager
+def scan_progress(quiet: bool) -> Iterator[ScanProgress]:
+    """A live display of the scan's phases on stderr (on a terminal, unless quiet)."""
+    from irkit.cli.common import show_progress, stderr_console
+    from irkit.detect import NO_PROGRESS
+
+    if not show_progress(quiet):
+        yield NO_PROGRESS
+        return
+    live = _rich_progress(stderr_console())
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def _rich_progress(console: Console) -> Any:
+    """A `ScanProgress` drawn by rich: the phase, a bar, done/total, elapsed, time left."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    from irkit.detect import ScanProgress
+
+    class Amount(ProgressColumn):
+        """``12/58 rules``, ``1.2 MB/3.4 MB``, ``5,000 events``."""
+
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "")
+            if unit == "bytes":
+                done = human_bytes(task.completed)
+                total = f"/{human_bytes(task.total)}" if task.total is not None else " read"
+                return Text(done + total)
+            total = f"/{task.total:,.0f}" if task.total is not None else ""
+            return Text(f"{task.completed:,.0f}{total} {unit}".rstrip())
+
+    class Live(ScanProgress):
+        def __init__(self) -> None:
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                Amount(),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self.task: TaskID | None = None
+            self.bar.start()
+
+        def phase(self, label: str, total: float | None = None, unit: str = "") -> None:
+            self.done()
+            self.task = self.bar.add_task(label, total=total, unit=unit)
+
+        def advance(self, amount: float = 1) -> None:
+            if self.task is not None:
+                self.bar.update(self.task, advance=amount)
+
+        def done(self) -> None:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+                self.task = None
+
+        def stop(self) -> None:
+            self.done()
+            self.bar.stop()
+
+    return Live()
 
 
 @errors_handled
@@ -63,189 +151,177 @@ def scan(
     no_builtin: Annotated[
         bool, typer.Option("--no-builtin", help="Skip irkit's heuristics and analytics.")
     ] = False,
-    min_level: Level = "informational",
+    min_level: Level = Severity.INFORMATIONAL,
     fail_on: FailOn = None,
     quiet: Quiet = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Run built-in heuristics, analytics, Sigma and YARA over a case; store findings."""
-    from irkit.cli.common import stderr_console
-    from irkit.scan import ScanOptions, check_level
-    from irkit.scan import scan as run_scan
+    """Run built-in heuristics, analytics, Sigma and YARA over a case; store findings.
 
-    if fail_on is not None:
-        check_level(fail_on, "--fail-on")
-    summary = run_scan(
-        case,
-        ScanOptions(
-            yara=yara or (),
-            yara_targets=yara_target or (),
-            sigma=sigma or (),
-            sigma_config=sigma_config,
-            builtin=not no_builtin,
-            min_level=min_level,
-        ),
-        command=sys.argv,
-    )
+    YARA reads the files the case knows (parsed logs, files hashed with irkit hash
+    --case), the text of its events, and any --yara-target paths.
+
+    Examples:
+
+      irkit scan ./case --sigma sigma/rules/windows --fail-on high
+
+      irkit scan ./case --yara signature-base/yara --yara-target /mnt/c/Users
+    """
+    from irkit.cli.common import stderr_console
+    from irkit.detect.scan import ScanOptions
+    from irkit.detect.scan import scan as run_scan
+
+    with scan_progress(quiet) as progress:
+        summary = run_scan(
+            case,
+            ScanOptions(
+                yara=yara or (),
+                yara_targets=yara_target or (),
+                sigma=sigma or (),
+                sigma_config=sigma_config,
+                builtin=not no_builtin,
+                min_level=min_level.value,
+                progress=progress,
+            ),
+            command=sys.argv,
+        )
     data = summary.as_dict()
     if json_out:
         print_json(data)
     elif not quiet:
         render_scan(stderr_console(), summary, data)
-    if fail_on is not None and summary.at_or_above(fail_on):
+    if fail_on is not None and summary.at_or_above(fail_on.value):
         raise typer.Exit(int(ExitCode.FINDINGS))
     raise typer.Exit(int(ExitCode.PARTIAL if summary.warnings else ExitCode.OK))
 
 
 def render_scan(console: Console, summary: ScanSummary, data: dict[str, Any]) -> None:
-    """Detectors, findings by level, the most severe findings."""
-    from rich.table import Table
+    """Detectors (rules loaded, run, failed; files and bytes read), findings by level,
+    rule files that failed and why, other warnings, the most severe findings."""
+    from irkit.detect.scan import group_findings, ranked
 
+    groups = group_findings(ranked(summary.findings))
     table = summary_table("irkit scan")
     table.add_row("case", safe_text(summary.case))
     table.add_row("events", f"{summary.events:,}")
     for name, info in data["detectors"].items():
-        table.add_row(
-            name,
-            safe_text(
-                f"{info['findings']:,} findings, {info['seconds']:.1f} s"
-                + _report_line(info["report"])
-            ),
-        )
+        line = f"{plural(info['findings'], 'finding')}, {info['seconds']:.1f} s"
+        detail = _report_line(name, info["report"])
+        table.add_row(name, safe_text(line + (f"; {detail}" if detail else "")))
     levels = ", ".join(f"{n:,} {level}" for level, n in data["by_level"].items()) or "none"
-    table.add_row("findings", safe_text(f"{levels} ({summary.findings_added:,} new)"))
+    on = f" on {plural(len(groups), 'event')}" if len(groups) < len(summary.findings) else ""
+    table.add_row("findings", safe_text(f"{levels} ({summary.findings_added:,} new){on}"))
     table.add_row("warnings", f"{len(summary.warnings):,}")
     table.add_row("time", f"{summary.seconds:.1f} s")
     console.print(table)
-    ranked = sorted(summary.findings, key=lambda f: (-_rank(f.severity), f.ts, f.rule, f.uid))
-    if ranked:
-        shown = Table(title="most severe findings", title_justify="left")
-        for column in ("level", "title", "host", "count", "first seen"):
-            shown.add_column(column, overflow="fold")
-        for finding in ranked[:MAX_SHOWN]:
-            shown.add_row(
-                safe_text(finding.severity),
-                safe_text(finding.title),
-                safe_text(finding.host),
-                str(finding.count),
-                safe_text(finding.ts[:19].replace("T", " ")),
-            )
-        console.print(shown)
-        if len(ranked) > MAX_SHOWN:
-            console.print(f"… and {len(ranked) - MAX_SHOWN:,} more: irkit findings CASE")
+    note = _yara_note(data["detectors"])
+    if note:
+        console.print(safe_text(note, style="yellow"))
+    _render_warnings(console, summary)
+    if groups:
+        console.print(groups_table(groups[:MAX_SHOWN], console.width, "most severe findings"))
+        if len(groups) > MAX_SHOWN:
+            import shlex  # the real case, ready to paste into a shell
+
+            more = f"… and {len(groups) - MAX_SHOWN:,} more: irkit findings "
+            console.print(safe_text(more + shlex.quote(summary.case)))
 
 
-def _rank(level: str) -> int:
-    from irkit.model import severity_rank
+def _report_line(name: str, report: dict[str, Any]) -> str:
+    """What a detector loaded, ran, skipped and read, in one line."""
+    if name == "sigma":
+        return _sigma_line(report)
+    if name.startswith("yara"):
+        return _yara_line(name, report)
+    if "heuristics" in report:  # heuristic
+        parts = [f"{plural(report['heuristics'], 'rule')} run"]
+        if report.get("below_min_level"):
+            parts.append(f"{report['below_min_level']:,} below --min-level")
+        if report.get("failed"):
+            parts.append(f"{len(report['failed']):,} failed")
+        return ", ".join(parts)
+    if "rules" in report and isinstance(report["rules"], int):  # analytics
+        return f"{plural(report['rules'], 'rule')} run"
+    return ""
 
-    return severity_rank(level)
+
+def _sigma_line(report: dict[str, Any]) -> str:
+    parts = [
+        f"{plural(report['rules_found'], 'rule')} in {plural(report['files'], 'file')}: "
+        f"{report['loaded']:,} loaded, {report['run']:,} run"
+    ]
+    not_run = {k: v for k, v in report.get("not_run", {}).items() if v}
+    if not_run:
+        why = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in not_run.items())
+        parts.append(f"{sum(not_run.values()):,} not run ({why})")
+    if report.get("skipped_placeholders"):
+        parts.append(f"{len(report['skipped_placeholders']):,} waiting for --sigma-config")
+    if report.get("unsupported_count"):
+        parts.append(f"{report['unsupported_count']:,} unsupported")
+    if report.get("invalid"):
+        parts.append(f"{len(report['invalid']):,} failed")
+    return ", ".join(parts)
 
 
-def _report_line(report: dict[str, Any]) -> str:
+def _yara_line(name: str, report: dict[str, Any]) -> str:
+    rules = report.get("rules", {})
     parts = []
-    for key in ("rules_loaded", "rules_run", "unsupported", "files_scanned"):
-        value = report.get(key)
-        if isinstance(value, int):
-            parts.append(f"{key.replace('_', ' ')} {value:,}")
-        elif isinstance(value, dict):
-            parts.append(f"{key} {sum(v for v in value.values() if isinstance(v, int)):,}")
-    return ("; " + ", ".join(parts)) if parts else ""
-
-
-class FindingsFormat(enum.StrEnum):
-    """Output formats of `irkit findings`."""
-
-    table = "table"
-    csv = "csv"
-    jsonl = "jsonl"
-
-
-@errors_handled
-def findings(
-    case: Annotated[Path, typer.Argument(help="Case directory.")],
-    fmt: Annotated[
-        FindingsFormat, typer.Option("--format", "-f", help="Output format.")
-    ] = FindingsFormat.table,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file.")
-    ] = None,
-    min_level: Level = "informational",
-    detector: Annotated[
-        list[str] | None,
-        typer.Option("--detector", help="Only this detector (repeatable): sigma, yara, …"),
-    ] = None,
-    debug: Debug = False,
-) -> None:
-    """List the case's findings, most severe first (table, CSV or JSON Lines)."""
-    from irkit.case import Case
-    from irkit.scan import iter_findings
-
-    with Case(case, read_only=True) as store:
-        rows = iter_findings(store, min_level, detector or ())
-        if fmt is FindingsFormat.table:
-            _table(rows)
-            return
-        if output is None:
-            import io
-
-            stream = io.TextIOWrapper(
-                sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
-            )
-            try:
-                write_findings(fmt, rows, stream)
-            finally:
-                stream.flush()
-                stream.detach()
-            return
-        tmp = output.with_name(f".{output.name}.irkit-tmp")
-        with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
-            write_findings(fmt, rows, handle)
-        tmp.replace(output)
-
-
-def write_findings(fmt: FindingsFormat, rows: Any, out: TextIO) -> None:
-    """Findings as CSV (cells neutralised) or JSON Lines."""
-    from irkit.scan import FINDING_EXPORT
-
-    if fmt is FindingsFormat.jsonl:
-        import orjson
-
-        for row in rows:
-            obj = {k: v for k, v in row.items() if v}
-            if "details" in obj:
-                obj["details"] = orjson.loads(obj["details"])
-            if "attack" in obj:
-                obj["attack"] = obj["attack"].split(",")
-            if "count" in obj:
-                obj["count"] = int(obj["count"])
-            out.write(orjson.dumps(obj).decode() + "\n")
-        return
-    import csv
-
-    from irkit.export.csv import neutralise
-
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(FINDING_EXPORT)
-    for row in rows:
-        writer.writerow([neutralise(row[name]) for name in FINDING_EXPORT])
-
-
-def _table(rows: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(expand=True)
-    for column in ("first seen (UTC)", "level", "detector", "title", "host", "count", "excerpt"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            safe_text(row["first_seen"][:19].replace("T", " ")),
-            safe_text(row["severity"]),
-            safe_text(row["detector"]),
-            safe_text(row["title"]),
-            safe_text(row["host"]),
-            safe_text(row["count"]),
-            safe_text(row["excerpt"][:200]),
+    if name != "yara-events":
+        bad = len(rules.get("bad_files", []))
+        loaded = plural(rules.get("rules", 0), "rule")
+        files = plural(rules.get("rule_files", 0) + bad, "file")
+        failed = f" ({bad:,} failed)" if bad else ""
+        parts.append(f"{loaded} from {files}{failed}")
+    if "texts_scanned" in report:
+        parts.append(
+            f"{report['texts_scanned']:,} distinct texts of "
+            f"{plural(report['events_with_text'], 'event')} scanned"
         )
-    Console(highlight=False).print(table)
+    if "files_scanned" in report and name != "yara-events":
+        read = plural(report["files_scanned"], "file") + " scanned"
+        read += f" ({human_bytes(report['bytes_scanned'])})"
+        known = report.get("case_files")
+        if known is not None:
+            total = known["parsed"] + known["hashed"]
+            read += f" of the {total:,} the case knows"
+            read += f" ({known['parsed']:,} parsed, {known['hashed']:,} hashed)"
+        parts.append(read)
+        skipped = {k: v for k, v in report.get("skipped", {}).items() if v}
+        if skipped:
+            parts.append("not scanned: " + ", ".join(f"{v:,} {k}" for k, v in skipped.items()))
+    return "; ".join(parts)
+
+
+def _yara_note(detectors: Mapping[str, Any]) -> str:
+    """When YARA ran but read no file, say so and how to give it some."""
+    parts = [d for n, d in detectors.items() if n in ("yara-evidence", "yara-targets")]
+    if not parts or any(d["report"].get("files_scanned") for d in parts):
+        return ""
+    report = detectors.get("yara-evidence", {}).get("report", {})
+    total = sum(report.get("case_files", {}).values())
+    skipped = report.get("skipped", {})
+    why = "the case knows no file (irkit parse, or irkit hash --case, records them)"
+    if total:
+        missing, changed = skipped.get("evidence-missing", 0), skipped.get("evidence-changed", 0)
+        gone = [f"{missing:,} not on disk here"] if missing else []
+        gone += [f"{changed:,} changed since"] if changed else []
+        why = f"of the {total:,} files the case knows, " + (", ".join(gone) or "none was read")
+    return f"YARA scanned 0 files: {why}; name files or folders with --yara-target."
+
+
+def _render_warnings(console: Console, summary: ScanSummary) -> None:
+    """Rule files that did not load or run, and why; then the other warnings."""
+    from rich.text import Text
+
+    rules = [w for w in summary.warnings if w.kind in RULE_PROBLEMS]
+    other = [w for w in summary.warnings if w.kind not in RULE_PROBLEMS]
+    for title, items in (("rule problems", rules), ("warnings", other)):
+        if not items:
+            continue
+        console.print(Text(f"{title} ({len(items):,}):", style="bold yellow"))
+        for warning in items[:MAX_WARNINGS_SHOWN]:
+            kind = RULE_PROBLEMS.get(warning.kind, warning.kind)
+            console.print(safe_text(f"  {warning.path}: {kind}: {warning.message}"))
+        if len(items) > MAX_WARNINGS_SHOWN:
+            console.print(f"  … and {len(items) - MAX_WARNINGS_SHOWN:,} more (--json lists all)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -16,8 +18,8 @@ from rich.progress import (
 from rich.text import Text
 
 from irkit.cli.common import human_bytes, safe_text, summary_table
-from irkit.ingest import ParseSummary
-from irkit.ingest import Progress as ParseProgress
+from irkit.ingest.summary import ParseSummary
+from irkit.ingest.summary import Progress as ParseProgress
 from irkit.model import FileStats
 from irkit.sources.evtx import DAMAGE
 
@@ -29,7 +31,7 @@ class RichProgress(ParseProgress):
 
     def __init__(self, console: Console) -> None:
         self.bar = Progress(
-            TextColumn("[bold]parsing"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
             TextColumn("{task.fields[records]:,} records"),
@@ -46,7 +48,7 @@ class RichProgress(ParseProgress):
         """Show the bar."""
         self.bar.start()
         self.task = self.bar.add_task(
-            "parse", total=total_bytes, files=0, total_files=files, records=0
+            "parsing", total=total_bytes, files=0, total_files=files, records=0
         )
 
     def records(self, count: int) -> None:
@@ -67,23 +69,31 @@ class RichProgress(ParseProgress):
             advance = 0 if stats.sliced else stats.size
             self.bar.update(self.task, advance=advance, files=self.files, records=self.count)
 
+    def stage(self, what: str) -> None:
+        """Say what the run does now that the files are parsed (the bar stays full)."""
+        if self.task is not None:
+            self.bar.update(self.task, description=what, records=self.count)
+
     def stop(self) -> None:
         """Remove the bar."""
         self.bar.stop()
 
 
-def render_summary(console: Console, summary: ParseSummary) -> None:
-    """The closing summary: inputs, events, skips, errors by file, rate, memory."""
+def render_summary(console: Console, summary: ParseSummary, evidence: Sequence[str] = ()) -> None:
+    """The closing summary: inputs, events, skips, errors by file, rate, memory.
+
+    ``evidence``: the paths parsed, for the command the hint on damaged logs gives.
+    """
     data: dict[str, Any] = summary.as_dict()
     table = summary_table("irkit parse")
     rows = [
         ("case", data["case"]),
+        ("files", files_line(data)),
         (
-            "files",
-            f"{data['files_found']:,} found, {data['files_parsed']:,} parsed, "
-            f"{data['files_already_in_case']:,} already in case, "
-            f"{data['files_copies']:,} copies of another, "
-            f"{data['files_failed']:,} failed, {data['unrecognised_files']:,} not recognised",
+            "not read",
+            f"{data['unrecognised_files']:,} not recognised (skipped), "
+            f"{data['files_refused']:,} refused (a warning each: empty, unreadable, or not "
+            "what their name says)",
         ),
         ("records", f"{data['records']:,} parsed, {data['events_added']:,} new events"),
         ("skipped", f"{data['skipped_chunks']:,} chunks, {data['skipped_records']:,} records"),
@@ -95,6 +105,16 @@ def render_summary(console: Console, summary: ParseSummary) -> None:
         ),
         ("peak memory", human_bytes(data["peak_rss_bytes"])),
     ]
+    if data["files_recovered"]:
+        rows.insert(
+            4,
+            (
+                "recovered",
+                f"{data['files_recovered']:,} damaged "
+                + ("log" if data["files_recovered"] == 1 else "logs")
+                + " read again with python-evtx for the records past the damage",
+            ),
+        )
     for key, value in rows:
         table.add_row(key, safe_text(value))
     console.print(table)
@@ -102,13 +122,41 @@ def render_summary(console: Console, summary: ParseSummary) -> None:
         render_warnings(console, summary)
     kinds = {w.kind for w in summary.warnings}
     if kinds & DAMAGE and "recovered" not in kinds:
+        paths = " ".join(shlex.quote(p) for p in evidence) or "EVIDENCE..."
+        command = f"irkit parse {paths} --case {shlex.quote(summary.case)} --recover"
         console.print(
             Text("hint: ", style="yellow")
-            + Text(
-                "damaged logs: `irkit parse --recover` (or `irkit crosscheck`) may find "
-                "records past the damage that the fast engine cannot read"
+            + safe_text(
+                f"damaged logs: `{command}` reads only the damaged logs again and adds the "
+                "records past the damage that the fast engine cannot read "
+                "(`irkit crosscheck` compares both engines)"
             )
         )
+
+
+def files_line(data: dict[str, Any]) -> str:
+    """Where each file found went; the four parts add up to the files found."""
+    return (
+        f"{data['files_found']:,} found: {data['files_parsed']:,} parsed, "
+        f"{data['files_already_in_case']:,} already in case, "
+        + (
+            "1 copy of a file in this run, "
+            if data["files_copies"] == 1
+            else f"{data['files_copies']:,} copies of files in this run, "
+        )
+        + f"{data['files_failed']:,} failed"
+    )
+
+
+def partial_line(summary: ParseSummary) -> str:
+    """One line for a partial run shown without its summary (``-q``): how many
+    warnings, and the first, so a script's log still names the file."""
+    first = summary.warnings[0]
+    files = len({w.path for w in summary.warnings})
+    return (
+        f"{len(summary.warnings):,} warnings in {files:,} files, first: {first.path}: "
+        f"{first.kind} (run without -q for the list)"
+    )
 
 
 def render_warnings(console: Console, summary: ParseSummary) -> None:

@@ -11,9 +11,12 @@ from typing import Annotated, TextIO
 import typer
 
 from irkit.cli.common import Debug, errors_handled, safe_text, stderr_console
-from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter, parse_time
+from irkit.errors import UsageError
+from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter, parse_time
 
 TABLE_LIMIT = 500
+#: ``-o -``: standard output, as for ``irkit hash``.
+STDOUT = "-"
 
 
 class Format(enum.StrEnum):
@@ -23,6 +26,11 @@ class Format(enum.StrEnum):
     csv = "csv"
     jsonl = "jsonl"
     bodyfile = "bodyfile"
+
+
+def split_values(values: list[str] | None) -> list[str]:
+    """Repeated options and comma-separated lists alike: ``--event-id 1102,104``."""
+    return [part.strip() for value in values or () for part in value.split(",")]
 
 
 def build_filter(
@@ -39,9 +47,9 @@ def build_filter(
     return TimelineFilter(
         start=parse_time(start, "--from") if start else None,
         end=parse_time(end, "--to") if end else None,
-        sources=source or (),
-        hosts=host or (),
-        event_ids=event_id or (),
+        sources=split_values(source),
+        hosts=split_values(host),
+        event_ids=split_values(event_id),
         search=search or "",
         where=where or "",
         limit=limit,
@@ -71,7 +79,7 @@ def _write(
     if fmt is Format.bodyfile:
         writer = BodyfileWriter(field_columns)
         count = writer.write(selection, handle)
-        if writer.skipped or not count:
+        if writer.skipped or (not count and writer.events):
             stderr_console().print(
                 safe_text(
                     f"bodyfile: {count:,} files from {writer.events:,} file events; "
@@ -117,27 +125,43 @@ def render_table(selection: Selection) -> int:
 def timeline(
     case: Annotated[Path, typer.Argument(help="Case directory.")],
     start: Annotated[
-        str | None, typer.Option("--from", help="Earliest time (ISO 8601, UTC).")
+        str | None,
+        typer.Option("--from", help="Earliest time (ISO 8601; UTC unless it has an offset)."),
     ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Latest time (ISO 8601, UTC).")] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--to", help="Latest time (ISO 8601; UTC unless it has an offset)."),
+    ] = None,
     source: Annotated[
-        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--source", help="Only these sources: evtx, osquery, file, … (repeatable, or a,b)."
+        ),
     ] = None,
     host: Annotated[
-        list[str] | None, typer.Option("--host", help="Only this host (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="Only these hosts (any case; a short name matches its FQDN; repeatable, or a,b).",
+        ),
     ] = None,
     event_id: Annotated[
-        list[str] | None, typer.Option("--event-id", help="Only this event id (repeatable).")
+        list[str] | None,
+        typer.Option("--event-id", help="Only these event ids (repeatable, or 1102,104)."),
     ] = None,
     search: Annotated[
         str | None, typer.Option("--search", help="Text in the message or fields (any case).")
     ] = None,
     where: Annotated[
-        str | None, typer.Option("--where", help="An SQL condition on the events table.")
+        str | None,
+        typer.Option(
+            "--where", help="An SQL condition on the events (reads the case and nothing else)."
+        ),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (atomically); - for stdout."),
     ] = None,
     excel: Annotated[
         bool,
@@ -157,30 +181,54 @@ def timeline(
     ] = None,
     debug: Debug = False,
 ) -> None:
-    """Export the case's timeline, sorted by time, host, evidence and record."""
-    from irkit.case import Case
+    """Export the case's timeline, sorted by time, host, evidence and record.
 
+    Examples:
+
+    irkit timeline irkit-triage --host dc01 --event-id 4624,4625 --from 2024-05-01 --to 2024-05-02
+
+    irkit timeline irkit-triage -f csv -o - --where "fields->>'Image' LIKE '%powershell%'" | less -S
+    """
+    from irkit.store.case import Case
+
+    to_stdout = output is None or str(output) == STDOUT
+    if fmt is Format.table and not to_stdout:
+        raise UsageError(
+            "--output needs --format csv, jsonl or bodyfile: the table is for the terminal",
+            hint=f"irkit timeline {case} --format csv -o {output}",
+        )
     if fmt is Format.table and limit is None:
         limit = TABLE_LIMIT
     flt = build_filter(start, end, source, host, event_id, search, where, limit)
     with Case(case, read_only=True) as store:
         selection = Selection.of(store, flt)
         if fmt is Format.table:
-            shown = render_table(selection)
             total = selection.count()
+            if not total:
+                _none_matched()
+                return
+            shown = render_table(selection)
             if shown < total:
                 stderr_console().print(
                     safe_text(f"showing {shown:,} of {total:,} events (--limit)")
                 )
             return
-        if output is not None:
-            write_file(selection, fmt, output, excel=excel, field_columns=field_columns)
-            return
-        stream = io.TextIOWrapper(
-            sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
-        )
-        try:
-            _write(selection, fmt, stream, excel=excel, field_columns=field_columns)
-        finally:
-            stream.flush()
-            stream.detach()
+        if not to_stdout:
+            assert output is not None
+            count = write_file(selection, fmt, output, excel=excel, field_columns=field_columns)
+        else:
+            stream = io.TextIOWrapper(
+                sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
+            )
+            try:
+                count = _write(selection, fmt, stream, excel=excel, field_columns=field_columns)
+            finally:
+                stream.flush()
+                stream.detach()
+        if not count and not selection.count():
+            _none_matched()
+
+
+def _none_matched() -> None:
+    """An empty result is said on stderr (never in the data on stdout)."""
+    stderr_console().print(safe_text("0 events matched"))

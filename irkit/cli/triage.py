@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from irkit.cli.common import Debug, JsonOut, Quiet, errors_handled, print_json, safe_text
-from irkit.cli.parse import Engine, Recover, Workers, open_evidence, run_parse
+from irkit.cli.common import Debug, JsonOut, Quiet, Workers, errors_handled, print_json, safe_text
+from irkit.cli.parse import Engine, Recover, open_evidence, run_parse
 from irkit.cli.scan import FailOn, SigmaRules, YaraRules
-from irkit.errors import ExitCode
+from irkit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from irkit.hashing import HashSummary
-    from irkit.ingest import ParseSummary
+    from irkit.files.options import HashSummary
+    from irkit.ingest.summary import ParseSummary
 
+DEFAULT_CASE = Path("irkit-triage")
 TIMELINE_NAME = "timeline.csv"
 FINDINGS_NAME = "findings.csv"
 #: The files triage hashed itself, as `sha256sum -c` reads them (logs are in the case).
@@ -27,15 +28,29 @@ HASHES_NAME = "hashes.sha256"
 @errors_handled
 def triage(
     path: Annotated[list[Path], typer.Argument(help="Evidence files or folders (read-only).")],
+    case: Annotated[
+        Path | None,
+        typer.Option(
+            "--case",
+            "-c",
+            help="Case folder: the case store, timeline.csv, findings.csv, hashes.sha256. "
+            "Default: ./irkit-triage.",
+        ),
+    ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder: the case and timeline.csv.")
-    ] = Path("irkit-triage"),
+        Path | None,
+        typer.Option("--out", "-o", hidden=True, help="Old name of --case (still accepted)."),
+    ] = None,
     evtx_engine: Engine = "evtx",
     recover: Recover = False,
     workers: Workers = 0,
     ioc: Annotated[
         list[Path] | None,
-        typer.Option("--ioc", help="Hash IOC list (LOKI hash;description, sha256sum, CSV)."),
+        typer.Option(
+            "--ioc",
+            help="Hash IOC list (repeatable; LOKI hash;description, sha256sum, CSV). "
+            "A match exits 4.",
+        ),
     ] = None,
     sigma: SigmaRules = None,
     yara: YaraRules = None,
@@ -48,14 +63,25 @@ def triage(
     debug: Debug = False,
 ) -> None:
     """Parse all recognised evidence under PATH, hash the other files, scan for findings,
-    write OUT/timeline.csv and OUT/findings.csv, print a summary."""
-    from irkit.case import Case
+    write CASE/timeline.csv and CASE/findings.csv, print a summary.
+
+    Exit 4 when a file matched an --ioc list, or with --fail-on when a finding is at
+    that level or above.
+
+    Examples:
+
+      irkit triage /mnt/evidence/host01 --case host01
+
+      irkit triage host01.zip -c host01 --ioc hash-iocs.txt --sigma sigma/rules/windows
+    """
     from irkit.cli.common import stderr_console
     from irkit.cli.summary import render_summary
     from irkit.cli.timeline import Format, write_file
-    from irkit.ingest import ParseSummary
-    from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
+    from irkit.ingest.summary import ParseSummary
+    from irkit.store.case import Case
+    from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
 
+    out = _case_dir(case, out)
     path, collections = open_evidence(path, out)
     summary = run_parse(
         path, out, evtx_engine, workers, quiet, recover, allow_empty=True, collections=collections
@@ -64,11 +90,15 @@ def triage(
     hashed = _hash_files(path, out, summary, ioc)
     scanned = None
     if not no_scan:
-        from irkit.scan import ScanOptions, check_level, scan
+        from irkit.detect.scan import ScanOptions, check_level, scan
 
         if fail_on is not None:
             check_level(fail_on, "--fail-on")
-        scanned = scan(out, ScanOptions(sigma=sigma or (), yara=yara or ()), command=sys.argv)
+        from irkit.cli.scan import scan_progress
+
+        with scan_progress(quiet) as progress:
+            options = ScanOptions(sigma=sigma or (), yara=yara or (), progress=progress)
+            scanned = scan(out, options, command=sys.argv)
         _write_findings(out / FINDINGS_NAME, out)
     timeline_path = out / TIMELINE_NAME
     with Case(out, read_only=True) as store:
@@ -99,6 +129,8 @@ def triage(
             render_scan(console, scanned, data["scan"])
             console.print(safe_text(f"findings: {out / FINDINGS_NAME}"))
         console.print(safe_text(f"timeline: {timeline_path} ({rows:,} events)"))
+    if hashed.findings:  # an IOC match: exit 4, as irkit hash --ioc does
+        raise typer.Exit(int(ExitCode.FINDINGS))
     if scanned is not None and fail_on is not None and scanned.at_or_above(fail_on):
         raise typer.Exit(int(ExitCode.FINDINGS))
     partial = summary.exit_code != ExitCode.OK or hashed.partial
@@ -106,11 +138,21 @@ def triage(
     raise typer.Exit(int(ExitCode.PARTIAL if partial else ExitCode.OK))
 
 
+def _case_dir(case: Path | None, out: Path | None) -> Path:
+    """--case, or its old spelling --out; both naming different folders is a mistake."""
+    if case is not None and out is not None and case != out:
+        raise UsageError(
+            f"--case {case} and --out {out} name different folders",
+            hint="--out is the old name of --case: give one of them",
+        )
+    return case or out or DEFAULT_CASE
+
+
 def _write_findings(target: Path, case: Path) -> None:
     """Every finding of the case as CSV (the same file `irkit findings -f csv` writes)."""
-    from irkit.case import Case
-    from irkit.cli.scan import FindingsFormat, write_findings
-    from irkit.scan import iter_findings
+    from irkit.cli.findings import FindingsFormat, write_findings
+    from irkit.detect.scan import iter_findings
+    from irkit.store.case import Case
 
     tmp = target.with_name(f".{target.name}.irkit-tmp")
     with (
@@ -126,9 +168,9 @@ def _hash_files(
 ) -> HashSummary:
     """Every file under the evidence as file events; files no parser read are hashed
     (md5, sha1, sha256) and matched against the IOC lists."""
-    from irkit.hashing import HashOptions
-    from irkit.hashrun import run_hash
-    from irkit.ioc import load_iocs
+    from irkit.files.hashrun import run_hash
+    from irkit.files.ioc import load_iocs
+    from irkit.files.options import HashOptions
 
     known = {os.path.normpath(f.path): f.sha256 for f in summary.files if f.sha256}
     target = out / HASHES_NAME

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from irkit.fileio import birth_time, iso_ns, open_evidence, read_buffer
-from irkit.hashing import ALGORITHMS
+from irkit.files.fileio import birth_time, iso_ns, open_evidence, read_buffer
+from irkit.files.options import ALGORITHMS
 
 _WRITE_FLAGS: Final = (
     os.O_WRONLY

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irkit.collect.archive import extract, sha256_of
-from irkit.collect.collector import FORMAT, MANIFEST, MANIFEST_DIGEST
+from irkit.collect.manifest import FORMAT, MANIFEST, MANIFEST_DIGEST
 from irkit.errors import EvidenceError
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from irkit.fileio import iso_ns
+from irkit.files.fileio import iso_ns
 
 
 def _read(path: str) -> str:

@@ -2,11 +2,12 @@
 
 A target is the live system (root ``/``) or a mounted image or copied tree (``--root``).
 Definition paths are expanded against it: ``%%environ_systemroot%%`` and friends,
-``%%users.homedir%%`` and friends (one expansion per user, from the root's
-``/etc/passwd`` or its ``Users`` folder), ``*`` and ``**N`` globs. On a Windows target
-every name is matched case-insensitively. A symbolic link is resolved inside the root
-(an absolute target is read as relative to the root, ``..`` stops at the root), so a
-link never leads out of it.
+``%%users.homedir%%`` and friends (one expansion per user), ``*`` and ``**N`` globs. On a
+Windows target every name is matched case-insensitively. A symbolic link is resolved inside
+the root (an absolute target is read as relative to the root, ``..`` stops at the root),
+so a link never leads out of it.
+
+``irkit.collect.discover`` opens a target: it finds its OS and its users.
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
-import platform
 import re
 import stat
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Final
-
-from irkit.errors import UsageError
 
 #: ``**`` without a number: ten levels, as plaso reads the format.
 GLOBSTAR_DEPTH: Final = 10
 MAX_LINKS: Final = 40
 _VARIABLE: Final = re.compile(r"%%([A-Za-z0-9_.]+)%%")
 _GLOB_CHARS: Final = re.compile(r"[*?\[]")
-#: Folders under Users that are links or hold no profile of their own.
-_NOT_PROFILES: Final = frozenset({"all users", "default user", "desktop.ini"})
 _WINDOWS_ENVIRON: Final = {
     "environ_systemdrive": "",
     "environ_systemroot": "Windows",
@@ -318,102 +313,3 @@ class Target:
 def _literal(text: str) -> str:
     """Text as a glob that matches only itself."""
     return re.sub(r"([*?\[])", r"[\1]", text)
-
-
-def _find(base: str, *names: str) -> str | None:
-    """``base/names...`` matched case-insensitively; the real path, or None."""
-    current = base
-    for name in names:
-        try:
-            listing = os.listdir(current)
-        except OSError:
-            return None
-        hit = next((n for n in sorted(listing) if n.casefold() == name.casefold()), None)
-        if hit is None:
-            return None
-        current = os.path.join(current, hit)
-    return current
-
-
-def detect_os(root: str, live: bool) -> str:
-    """``Linux``, ``Windows`` or ``Darwin``: the running system, or what the root holds."""
-    if live:
-        return {"Linux": "Linux", "Darwin": "Darwin", "Windows": "Windows"}.get(
-            platform.system(), "Linux"
-        )
-    if _find(root, "Windows", "System32") or _find(root, "WINNT", "System32"):
-        return "Windows"
-    if os.path.isdir(os.path.join(root, "System", "Library", "CoreServices")):
-        return "Darwin"
-    if os.path.isdir(os.path.join(root, "etc")):
-        return "Linux"
-    raise UsageError(
-        f"cannot tell the OS of {root}: no Windows/System32, System/Library or etc folder",
-        hint="point --root at the top of the file system, or name --profile",
-    )
-
-
-def _posix_users(target: Target) -> list[User]:
-    users: dict[str, User] = {}
-    passwd = os.path.join(target.root, "etc", "passwd")
-    try:
-        with open(passwd, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        fields = line.split(":")
-        if len(fields) < 7 or line.startswith("#"):
-            continue
-        home = fields[5].strip("/")
-        if not home or home in ("nonexistent", "dev/null", "var/empty", "bin", "usr/sbin"):
-            continue
-        try:
-            real = target.resolve(os.path.join(target.root, home))
-        except (LinkError, OSError):
-            continue
-        if os.path.isdir(real) and home not in users:
-            users[home] = User(fields[0], home)
-    homes = ("Users",) if target.os_name == "Darwin" else ("home",)
-    for top in homes:
-        for name in sorted(_safe_listdir(os.path.join(target.root, top))):
-            home = f"{top}/{name}"
-            if name != "Shared" and os.path.isdir(os.path.join(target.root, home)):
-                users.setdefault(home, User(name, home))
-    root_home = "var/root" if target.os_name == "Darwin" else "root"
-    if os.path.isdir(os.path.join(target.root, root_home)):
-        users.setdefault(root_home, User("root", root_home))
-    return sorted(users.values(), key=lambda u: u.home)
-
-
-def _windows_users(target: Target) -> list[User]:
-    users: list[User] = []
-    for top in ("Users", "Documents and Settings"):
-        base = _find(target.root, top)
-        if base is None or os.path.islink(base):
-            continue
-        for name in sorted(_safe_listdir(base)):
-            path = os.path.join(base, name)
-            if name.casefold() in _NOT_PROFILES or os.path.islink(path):
-                continue
-            if os.path.isdir(path):
-                users.append(User(name, f"{os.path.basename(base)}/{name}"))
-    return users
-
-
-def _safe_listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
-
-
-def open_target(root: Path | None, excluded: frozenset[str] = frozenset()) -> Target:
-    """The target at ``root`` (None: this live system), with its OS and users."""
-    top = os.path.realpath(str(root) if root is not None else os.sep)
-    if not os.path.isdir(top):
-        raise UsageError(f"--root {root} is not a folder", hint="give a mounted image's top folder")
-    live = top == os.sep
-    target = Target(top, detect_os(top, live), live, excluded=excluded)
-    target.users = _windows_users(target) if target.os_name == "Windows" else _posix_users(target)
-    return target

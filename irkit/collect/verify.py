@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any, Final
 
-from irkit.collect.collector import FORMAT, MANIFEST, MANIFEST_DIGEST
+from irkit.collect.manifest import FORMAT, MANIFEST, MANIFEST_DIGEST
 from irkit.errors import EvidenceError, ExitCode
 
 _DIGESTS: Final = ("md5", "sha1", "sha256")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from irkit.artifacts import artifacts_dir
-from irkit.detect import DetectorResult
+from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress
 from irkit.errors import IrkitError
 from irkit.model import MAX_EVENT_UIDS, Finding, ParseWarning, Severity
 from irkit.model import severity_rank as _rank
@@ -30,7 +30,7 @@ from irkit.model import severity_rank as _rank
 if TYPE_CHECKING:
     import duckdb
 
-    from irkit.case import Case
+    from irkit.store.case import Case
 
 DETECTOR: Final = "heuristic"
 REQUIRED: Final = ("id", "title", "level", "attack", "description", "falsepositives", "examples")
@@ -299,7 +299,10 @@ ORDER BY min(ts), host, key
 
 
 def run_heuristics(
-    case: Case, heuristics: Sequence[Heuristic] | None = None, min_level: str = "informational"
+    case: Case,
+    heuristics: Sequence[Heuristic] | None = None,
+    min_level: str = "informational",
+    progress: ScanProgress = NO_PROGRESS,
 ) -> DetectorResult:
     """Run heuristics (default: the shipped set) at ``min_level`` or above over the case.
 
@@ -311,6 +314,7 @@ def run_heuristics(
     case.db.execute(FIELD_MACRO)
     counts: dict[str, int] = {}
     timings: dict[str, float] = {}
+    progress.phase("heuristics", len(chosen), "rules")
     for heuristic in chosen:
         started = time.perf_counter()
         try:
@@ -320,8 +324,10 @@ def run_heuristics(
             continue
         finally:
             timings[heuristic.id] = round(time.perf_counter() - started, 3)
+            progress.advance()
         counts[heuristic.id] = len(found)
         result.findings += found
+    progress.done()
     result.report = {
         "heuristics": len(chosen),
         "below_min_level": len(every) - len(chosen),

@@ -27,7 +27,7 @@ from irkit.errors import IrkitError
 from irkit.model import EVENT_COLUMNS, Finding
 
 if TYPE_CHECKING:
-    from irkit.case import Case
+    from irkit.store.case import Case
 
 EXAMPLE_START: Final = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
@@ -94,8 +94,8 @@ _SYSTEM_FIRST: Final[tuple[str, ...]] = (
 
 
 def _evtx_rows(events: list[tuple[dt.datetime, dict[str, Any]]]) -> list[Any]:
-    from irkit.messages import load_catalog
     from irkit.sources.evtx import build_row
+    from irkit.sources.messages import load_catalog
 
     catalog = load_catalog()
     rows = []
@@ -135,7 +135,7 @@ def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) ->
     from irkit.model import FileStats
     from irkit.sources.base import ParseContext
     from irkit.sources.osquery import OsquerySource
-    from irkit.spool import SpoolWriter
+    from irkit.store.spool import SpoolWriter
 
     events = expand_examples(heuristic.fires if which == "fires" else heuristic.silent)
     parts: list[str] = []
@@ -164,7 +164,7 @@ def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) ->
 
 def example_findings(heuristic: Heuristic, which: str) -> list[Finding]:
     """Findings of ``heuristic`` on its ``fires`` or ``silent`` example, in a fresh case."""
-    from irkit.case import Case
+    from irkit.store.case import Case
 
     with tempfile.TemporaryDirectory(prefix="irkit-heuristic-") as tmp:
         with Case(Path(tmp) / "case", create=True) as case:

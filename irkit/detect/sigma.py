@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from irkit.detect import DetectorResult, sigma_sql
+from irkit.detect import NO_PROGRESS, ScanProgress, sigma_sql
 from irkit.errors import UsageError
 
 if TYPE_CHECKING:
-    from irkit.case import Case
+    pass
 
 #: Bump when the compiled form changes: old cache entries are then ignored.
-CACHE_VERSION: Final = "3"
+CACHE_VERSION: Final = "4"
 RULE_SUFFIXES: Final = (".yml", ".yaml")
 
 
@@ -54,9 +54,11 @@ class SigmaRule:
     correlation: dict[str, Any] | None = None
     #: ``False`` for a rule only a correlation uses (Sigma's ``generate``).
     generate: bool = True
-    #: Why it cannot run (empty: it runs), and placeholders it waits for.
+    #: Why it cannot run (empty: it runs), and placeholders it waits for. ``invalid``: the
+    #: file or rule is not valid Sigma (YAML or pySigma error), else irkit cannot run it.
     unsupported: str = ""
     detail: str = ""
+    invalid: bool = False
     placeholders: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -87,8 +89,13 @@ class SigmaRuleSet:
 
     @property
     def unsupported(self) -> list[SigmaRule]:
-        """Rules that could not be read or converted."""
-        return [r for r in self.rules if r.unsupported]
+        """Valid Sigma rules irkit cannot run (a modifier, a regex RE2 cannot compile…)."""
+        return [r for r in self.rules if r.unsupported and not r.invalid]
+
+    @property
+    def invalid(self) -> list[SigmaRule]:
+        """Files and rules that are not valid Sigma: bad YAML, pySigma errors."""
+        return [r for r in self.rules if r.invalid]
 
     @property
     def skipped_placeholders(self) -> list[SigmaRule]:
@@ -119,13 +126,16 @@ def _rule_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def load_sigma(
-    paths: Sequence[Path], placeholders: Mapping[str, list[str]] | None = None
+    paths: Sequence[Path],
+    placeholders: Mapping[str, list[str]] | None = None,
+    progress: ScanProgress = NO_PROGRESS,
 ) -> SigmaRuleSet:
     """Read Sigma rules from files and folders (``*.yml``, ``*.yaml``, searched recursively).
 
     ``placeholders`` gives values for ``%name%`` placeholders (``expand`` modifier); a rule
-    naming one not given is kept but skipped. Rules that cannot be read are counted in
-    ``SigmaRuleSet.unsupported`` with a reason.
+    naming one not given is kept but skipped. Files and rules that are not valid Sigma
+    are in ``SigmaRuleSet.invalid``, rules irkit cannot run in ``unsupported``, each with
+    a reason; neither stops the others.
     """
     import sigma
 
@@ -137,9 +147,19 @@ def load_sigma(
     ruleset = SigmaRuleSet(paths=[str(p) for p in paths])
     cache = cache_dir()
     checker = _RegexChecker()
-    for file in _rule_files(paths):
+    files = _rule_files(paths)
+    progress.phase("sigma: reading rules", len(files), "files")
+    for file in files:
+        progress.advance()
         ruleset.files += 1
-        data = file.read_bytes()
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            ruleset.rules.append(
+                SigmaRule(str(file), file.stem, file.stem, unsupported="unreadable",
+                          detail=exc.strerror or str(exc), invalid=True)
+            )  # fmt: skip
+            continue
         key = hashlib.sha256(salt + b"\0" + data).hexdigest()
         cached = _read_cache(cache / f"{key}.json")
         if cached is not None:
@@ -149,6 +169,7 @@ def load_sigma(
             rules = compile_file(file, data, values, checker)
             _write_cache(cache / f"{key}.json", [dataclasses.asdict(r) for r in rules])
         ruleset.rules += rules
+    progress.done()
     _mark_correlated(ruleset.rules)
     ruleset.seconds = time.perf_counter() - started
     return ruleset
@@ -245,7 +266,11 @@ def compile_file(
     from sigma.rule import SigmaRule as PySigmaRule
 
     def failed(reason: str, detail: str) -> list[SigmaRule]:
-        return [SigmaRule(str(path), path.stem, path.stem, unsupported=reason, detail=detail)]
+        return [
+            SigmaRule(
+                str(path), path.stem, path.stem, unsupported=reason, detail=detail, invalid=True
+            )
+        ]
 
     try:
         docs = [d for d in yaml.load_all(data, Loader=yaml.CSafeLoader) if d is not None]
@@ -267,6 +292,7 @@ def compile_file(
         if item.errors:
             compiled.unsupported = type(item.errors[0]).__name__
             compiled.detail = str(item.errors[0])[:300]
+            compiled.invalid = True
         elif isinstance(item, SigmaCorrelationRule):
             _compile_correlation(item, compiled)
         elif isinstance(item, PySigmaRule):
@@ -293,7 +319,10 @@ def _compile_detection(
         compiled.plan = None
     except sigma_sql.UnsupportedError as exc:
         compiled.unsupported, compiled.detail = exc.reason, exc.detail
-    except (SigmaError, ValueError, TypeError) as exc:
+    except SigmaError as exc:  # the rule itself is wrong (a condition naming nothing…)
+        compiled.unsupported, compiled.detail = type(exc).__name__, str(exc)[:300]
+        compiled.invalid = True
+    except (ValueError, TypeError) as exc:
         compiled.unsupported, compiled.detail = type(exc).__name__, str(exc)[:300]
 
 
@@ -324,15 +353,3 @@ def _mark_correlated(rules: list[SigmaRule]) -> None:
     for rule in rules:
         if not rule.correlation and (rule.id in used or (rule.name and rule.name in used)):
             rule.generate = False
-
-
-def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational") -> DetectorResult:
-    """Run the rules at or above ``min_level`` over the case's events (detector ``sigma``).
-
-    Findings are grouped per rule and host; the report counts rules found, loaded, run and
-    unsupported (by reason), placeholder rules skipped, and coverage: rules whose logsource
-    the case lacks and rules reading fields no event of their logsource has.
-    """
-    from irkit.detect.sigma_run import run_sigma as run
-
-    return run(case, rules, min_level)

@@ -9,11 +9,12 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from irkit.detect.sigma_findings import rule_details
 from irkit.model import MAX_EVENT_UIDS, Finding, ParseWarning, Severity, severity_rank
 
 if TYPE_CHECKING:
     from irkit.detect.sigma import SigmaRule
-    from irkit.detect.sigma_run import Matches
+    from irkit.detect.sigma_findings import Matches
 
 SUPPORTED = ("event_count", "value_count", "temporal")
 _OPS: dict[str, Callable[[int, int], bool]] = {
@@ -84,8 +85,6 @@ def run_correlations(
     warnings: list[ParseWarning],
 ) -> list[Finding]:
     """One finding per correlation rule and group whose condition is met in some window."""
-    from irkit.detect.sigma_run import rule_details
-
     findings = []
     for rule in correlations:
         corr = rule.correlation

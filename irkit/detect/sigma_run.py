@@ -9,125 +9,17 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from irkit.detect import DetectorResult, sigma_logsource, sigma_sql
+from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress, sigma_logsource, sigma_sql
 from irkit.detect.sigma import SigmaRule, SigmaRuleSet
 from irkit.detect.sigma_correlation import run_correlations
-from irkit.model import MAX_EVENT_UIDS, Finding, ParseWarning, Severity, severity_rank
+from irkit.detect.sigma_findings import Matches, findings_for
+from irkit.errors import is_interrupt
+from irkit.model import ParseWarning, severity_rank
 
 if TYPE_CHECKING:
-    from irkit.case import Case
+    from irkit.store.case import Case
 
-#: Fields shown first in a finding's excerpt, when the event has them.
-EXCERPT_FIELDS = (
-    "CommandLine",
-    "Image",
-    "ParentImage",
-    "ScriptBlockText",
-    "Payload",
-    "TargetFilename",
-    "TargetObject",
-    "Details",
-    "ImageLoaded",
-    "TargetImage",
-    "QueryName",
-    "DestinationIp",
-    "PipeName",
-    "ServiceName",
-    "ImagePath",
-    "TargetUserName",
-)
 MAX_EXAMPLES = 5
-
-
-class Matches:
-    """The matching rows of one logsource table, with what findings need from them."""
-
-    def __init__(self, db: Any, table: str, columns: dict[str, int]) -> None:
-        self.db, self.table, self.columns = db, table, columns
-        self._meta: list[tuple[Any, ...]] | None = None
-
-    def meta(self) -> list[tuple[Any, ...]]:
-        """(uid, ts, host, source, evidence, record, message) by row number."""
-        if self._meta is None:
-            cols = ", ".join(sigma_logsource.BASE_COLUMNS)
-            self._meta = self.db.execute(
-                f"SELECT {cols} FROM {self.table} ORDER BY _row"
-            ).fetchall()
-        return self._meta
-
-    def values(self, row: int, fields: Sequence[str]) -> dict[str, str]:
-        """The given Sigma fields' values on one row (those that have one)."""
-        named = [(f, f"o{self.columns[f]}") for f in fields if f in self.columns]
-        if not named:
-            return {}
-        got = self.db.execute(
-            f"SELECT {', '.join(c for _, c in named)} FROM {self.table} WHERE _row = ?", [row]
-        ).fetchone()
-        return {f: v for (f, _), v in zip(named, got or (), strict=False) if v}
-
-
-def _excerpt(matches: Matches, row: int, rule: SigmaRule) -> str:
-    fields = [*EXCERPT_FIELDS, *(f for f in rule.fields if f not in EXCERPT_FIELDS)]
-    fields = [f for f in fields if f != sigma_sql.KEYWORDS_COLUMN]
-    values = matches.values(row, fields)
-    picked = [f"{f}={v[:200]}" for f, v in values.items() if f in EXCERPT_FIELDS][:3]
-    if not picked:
-        picked = [f"{f}={v[:200]}" for f, v in values.items()][:3]
-    if not picked:
-        message = matches.meta()[row][6] or ""
-        return str(message)[:300]
-    return " | ".join(picked)
-
-
-def rule_details(rule: SigmaRule) -> dict[str, str]:
-    """What a responder reads about the rule on a finding (DRL 1.1: keep the author)."""
-    return {
-        "rule_path": rule.path,
-        "status": rule.status,
-        "author": rule.author,
-        "date": rule.date,
-        "falsepositives": "; ".join(rule.falsepositives),
-        "references": " ".join(rule.references[:3]),
-        "logsource": ",".join(f"{k}={v}" for k, v in sorted(rule.logsource.items())),
-        "licence": "Detection Rule License 1.1 (SigmaHQ)",
-    }
-
-
-def _severity(level: str) -> Severity:
-    return Severity(level) if level in Severity._value2member_map_ else Severity.INFORMATIONAL
-
-
-def findings_for(rule: SigmaRule, rows: list[int], matches: Matches) -> list[Finding]:
-    """One finding per host the rule matched on, with first/last time and up to 100 uids."""
-    meta = matches.meta()
-    by_host: dict[str, list[int]] = collections.defaultdict(list)
-    for row in sorted(rows, key=lambda r: (meta[r][1] is None, meta[r][1], meta[r][0])):
-        by_host[meta[row][2] or ""].append(row)
-    out = []
-    for host, host_rows in sorted(by_host.items()):
-        first, last = meta[host_rows[0]], meta[host_rows[-1]]
-        out.append(
-            Finding(
-                ts=first[1].isoformat() if first[1] else "",
-                last_seen=last[1].isoformat() if last[1] else "",
-                count=len(host_rows),
-                severity=_severity(rule.level),
-                detector="sigma",
-                rule=rule.id,
-                title=rule.title,
-                description=rule.description,
-                attack=rule.attack,
-                event_uid=first[0],
-                event_uids=tuple(meta[r][0] for r in host_rows[:MAX_EVENT_UIDS]),
-                source=first[3] or "",
-                host=host,
-                evidence=first[4] or "",
-                record=first[5] or "",
-                excerpt=_excerpt(matches, host_rows[0], rule),
-                details=rule_details(rule),
-            )
-        )
-    return out
 
 
 def _present(present: dict[str, bool], field: str) -> bool:
@@ -167,8 +59,18 @@ def _examples(rules: Sequence[SigmaRule]) -> list[str]:
     return [r.id for r in rules[:MAX_EXAMPLES]]
 
 
-def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational") -> DetectorResult:
-    """Run every runnable rule at or above ``min_level`` over the case's events."""
+def run_sigma(
+    case: Case,
+    rules: SigmaRuleSet,
+    min_level: str = "informational",
+    progress: ScanProgress = NO_PROGRESS,
+) -> DetectorResult:
+    """Run every runnable rule at or above ``min_level`` over the case's events.
+
+    A file or rule that is not valid Sigma is a ``rule-file-error`` warning, a rule irkit
+    cannot run a ``sigma-unsupported`` one (the others run); the report counts the rules
+    loaded, run and not run, and why.
+    """
     started = time.perf_counter()
     db = case.db
     result = DetectorResult(detector="sigma")
@@ -195,6 +97,7 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
     rule_seconds = 0.0
     work = 0
     matched_rows: dict[str, tuple[list[int], Matches]] = {}
+    progress.phase("sigma: running rules", len(chosen), "rules")
     for index, (key, group) in enumerate(sorted(_group(chosen).items())):
         ls_variants = sigma_logsource.variants(group[0].logsource)
         if ls_variants is None:
@@ -202,6 +105,7 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
                 "rules": len(group),
                 "examples": _examples(group),
             }
+            progress.advance(len(group))
             continue
         t0 = time.perf_counter()
         if not ls_variants:
@@ -209,6 +113,7 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
                 "rules": len(group), "channels": [], "event_ids": [],
                 "examples": _examples(group), "note": "not written to any event log",
             }  # fmt: skip
+            progress.advance(len(group))
             continue
         fields = {f for r in group for f in r.fields}
         for corr in correlations:
@@ -230,11 +135,13 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
                 "examples": _examples(group),
             }
             db.execute(f"DROP TABLE {table}")
+            progress.advance(len(group))
             continue
         matches = Matches(db, table, columns)
         t0 = time.perf_counter()
         saved = _fast_settings(db)
         for rule in group:
+            progress.advance()
             plan = rule.plan
             assert plan is not None
             if sigma_sql.can_match(plan, functools.partial(_present, present)) is False:
@@ -247,6 +154,8 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
                     r[0] for r in db.execute(f"SELECT _row FROM {table} WHERE {sql}").fetchall()
                 ]
             except Exception as exc:  # a DuckDB error in one rule must not stop the others
+                if is_interrupt(exc):  # but Ctrl-C must: DuckDB reports it as an error
+                    raise KeyboardInterrupt from exc
                 rule.unsupported, rule.detail = "query failed", str(exc).splitlines()[0][:200]
                 unsupported_at_run.append(rule)
                 continue
@@ -261,10 +170,19 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
                 result.findings += findings_for(rule, rows, matches)
         _restore_settings(db, saved)
         rule_seconds += time.perf_counter() - t0
+    progress.done()
     result.findings += run_correlations(correlations, matched_rows, floor, result.warnings)
     db.execute("DROP TABLE IF EXISTS _irkit_sigma_events")
     for table_index in range(len(_group(chosen))):
         db.execute(f"DROP TABLE IF EXISTS _irkit_sigma_{table_index}")
+    for rule in rules.invalid:
+        result.warnings.append(
+            ParseWarning(rule.path, "rule-file-error", f"{rule.unsupported}: {rule.detail}")
+        )
+    failed_at_run = {id(r) for r in unsupported_at_run}
+    for rule in rules.unsupported:
+        if id(rule) not in failed_at_run and not rule.correlation:  # those warn already
+            result.warnings.append(ParseWarning(rule.path, "sigma-unsupported", _reason(rule)))
     for rule in unsupported_at_run:
         result.warnings.append(ParseWarning(rule.path, "sigma-query-failed", rule.detail))
     result.seconds = time.perf_counter() - started
@@ -274,7 +192,20 @@ def run_sigma(case: Case, rules: SigmaRuleSet, min_level: str = "informational")
          "total": result.seconds},
         len(result.findings),
     )  # fmt: skip
+    result.report["not_run"] = {
+        "below_min_level": len(detections) - len(chosen),
+        "logsource_absent": sum(v["rules"] for v in coverage["logsource_absent"].values()),
+        "logsource_unmapped": sum(v["rules"] for v in coverage["logsource_unmapped"].values()),
+        "cannot_fire": len(never),
+        "query_failed": len(unsupported_at_run),
+    }
     return result
+
+
+def _reason(rule: SigmaRule) -> str:
+    """``reason: detail`` (or the reason alone), one line."""
+    detail = " ".join(rule.detail.split())
+    return f"{rule.unsupported}: {detail}" if detail else rule.unsupported
 
 
 def _report(
@@ -302,12 +233,16 @@ def _report(
         "files": rules.files,
         "cached_files": rules.cached_files,
         "rules_found": len(rules.rules),
-        "loaded": len(rules.rules) - len(rules.unsupported),
+        "loaded": len(rules.rules) - len(rules.unsupported) - len(rules.invalid),
         "selected": len(selected),
         "correlations": len(correlations),
         "run": run_count,
         "unsupported": unsupported,
         "unsupported_count": len(rules.unsupported),
+        "invalid": [
+            {"path": r.path, "id": r.id, "reason": r.unsupported, "detail": r.detail}
+            for r in rules.invalid
+        ],
         "skipped_placeholders": [
             {"id": r.id, "title": r.title, "placeholders": r.placeholders}
             for r in rules.skipped_placeholders

@@ -5,7 +5,8 @@
 - ``scan_files``: every regular file under the paths, on a thread pool (yara-python
   releases the GIL while it scans), each read safely into memory (``yara_files``), with
   a per-file timeout and size cap; one finding per (file, rule).
-- ``scan_case``: the case's evidence files, and the event fields listed in
+- ``scan_case``: the files the case knows (parsed evidence and files ``irkit hash``
+  recorded, each checked against the case's sha256), and the event fields listed in
   ``artifacts/yara/event_fields.yaml`` (command lines, script blocks…) scanned as text;
   text matches are one finding per (rule, host), resting on the events.
 """
@@ -13,14 +14,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from irkit.detect import DetectorResult
+from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress
 from irkit.detect.yara_case import event_fields, scan_case
 from irkit.detect.yara_rules import CompiledRules, RuleFileError, compile_rules
 from irkit.detect.yara_scan import DEFAULT_MAX_SIZE, Scanner, ScanRun, no_link, run_files
-from irkit.hashing import HashOptions, HashSummary, Walker
+from irkit.files.options import HashOptions, HashSummary
+from irkit.files.walk import Walker
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -41,15 +43,17 @@ def scan_files(
     max_size: int = DEFAULT_MAX_SIZE,
     workers: int = 0,
     cross_filesystems: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: ScanProgress = NO_PROGRESS,
+    rule_errors: bool = True,
 ) -> DetectorResult:
     """Scan every regular file under ``paths`` (links not followed, FIFOs, sockets and
     devices never opened, pseudo-file systems not entered); one finding per (file, rule).
 
     Files larger than ``max_size`` bytes and scans longer than ``timeout`` seconds are
-    counted warnings; ``workers`` threads (0: one per core).
+    counted warnings; ``workers`` threads (0: one per core). ``rule_errors``: warn about
+    the rule files that did not compile (once per scan: the first part says it).
     """
-    run = ScanRun(rules)
+    run = ScanRun(rules, rule_errors)
     summary = HashSummary()
     walker = Walker(HashOptions(cross_filesystems=cross_filesystems), summary)
 
@@ -59,7 +63,9 @@ def scan_files(
                 if entry.status == "pending":
                     yield entry.path, entry.info, "", ""
 
+    progress.phase("yara: target files", None, "bytes")
     run_files(run, Scanner(rules, timeout, max_size), jobs(), workers, no_link, progress)
+    progress.done()
     run.counts.update(summary.skipped)
     run.notes = summary.notes + run.notes
     run.result.warnings = summary.warnings + run.result.warnings

@@ -1,4 +1,10 @@
-"""The YARA detector over a case: its evidence files and the text of its events."""
+"""The YARA detector over a case: the files it knows and the text of its events.
+
+The files: parsed evidence (``evidence``, ``evidence_paths``) and the regular files
+``irkit hash --case`` recorded (file events with a sha256), one path per sha256, each read
+safely and checked against the case's sha256: a file changed since is a named warning
+and not scanned, one no longer on disk an ``evidence-missing`` warning.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,20 @@ import concurrent.futures as cf
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import yara
 
-from irkit.detect import DetectorResult
+from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress
 from irkit.detect.yara_match import MatchInfo
 from irkit.detect.yara_rules import CompiledRules
 from irkit.detect.yara_scan import DEFAULT_MAX_SIZE, DETECTOR, Scanner, ScanRun, run_files
 from irkit.model import MAX_EVENT_UIDS, Finding, ParseWarning
 
 if TYPE_CHECKING:
-    from irkit.case import Case
+    from irkit.store.case import Case
 
 
 def event_fields(path: Path | None = None) -> tuple[str, ...]:
@@ -43,47 +49,77 @@ def scan_case(
     files: bool = True,
     events: bool = True,
     fields: Sequence[str] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: ScanProgress = NO_PROGRESS,
+    rule_errors: bool = True,
 ) -> DetectorResult:
-    """Scan the case's evidence files still on disk (checked against their sha256) and
-    the text of its events' ``fields``; text matches rest on their events, one finding
-    per (rule, host) with the count, first and last time and the events' uids."""
-    run = ScanRun(rules)
+    """Scan the files the case knows that are still on disk (parsed evidence and files
+    ``irkit hash`` recorded, checked against their sha256) and the text of its events'
+    ``fields``; text matches rest on their events, one finding per (rule, host) with the
+    count, first and last time and the events' uids. ``rule_errors``: warn about the rule
+    files that did not compile (once per scan: the first part says it)."""
+    run = ScanRun(rules, rule_errors)
     scanner = Scanner(rules, timeout, max_size)
     extra: dict[str, Any] = {}
     if files:
-        jobs = list(_evidence_jobs(case, run))
+        jobs, known = _evidence_jobs(case, run)
         link = _file_event_linker(case)
+        progress.phase("yara: case files", sum(j[1].st_size for j in jobs if j[1]), "bytes")
         run_files(run, scanner, iter(jobs), workers, link, progress)
+        progress.done()
         extra["evidence_files"] = len(jobs)
+        extra["case_files"] = known
     if events:
         names = tuple(fields) if fields is not None else event_fields()
-        extra.update(_scan_events(case, scanner, names, workers, run))
+        progress.phase("yara: event text", None, "events")
+        extra.update(_scan_events(case, scanner, names, workers, run, progress))
+        progress.done()
     return run.finish(extra)
+
+
+#: Every path the case knows for each sha256: parsed evidence first (``parsed``), then the
+#: regular files ``irkit hash`` recorded (``hashed``: file events carrying a sha256).
+_CASE_FILES: Final = """
+WITH known AS (
+    SELECT sha256, path, 0 AS rank FROM evidence
+    UNION ALL SELECT sha256, path, 1 FROM evidence_paths
+    UNION ALL SELECT DISTINCT evidence_sha256, evidence, 2 FROM events
+        WHERE source = 'file' AND evidence_sha256 <> '' AND evidence IS NOT NULL
+)
+SELECT sha256, min(rank) < 2, list(DISTINCT path ORDER BY path)
+FROM known WHERE sha256 IS NOT NULL AND path IS NOT NULL
+GROUP BY sha256
+"""
 
 
 def _evidence_jobs(
     case: Case, run: ScanRun
-) -> Iterator[tuple[str, os.stat_result | None, str, str]]:
-    rows = case.db.execute(
-        """SELECT e.sha256, e.path, list_sort(list(DISTINCT p.path) FILTER (p.path IS NOT NULL))
-           FROM evidence e LEFT JOIN evidence_paths p USING (sha256)
-           GROUP BY e.sha256, e.path ORDER BY e.path, e.sha256"""
-    ).fetchall()
-    for sha, first, others in rows:
-        candidates = [first, *[p for p in others or [] if p != first]]
+) -> tuple[list[tuple[str, os.stat_result | None, str, str]], dict[str, int]]:
+    """One job per sha256 the case knows, on the first of its paths still on disk (the
+    parsed file's own path first); also how many are parsed evidence and hashed files."""
+    firsts = dict(case.db.execute("SELECT sha256, path FROM evidence").fetchall())
+    rows = case.db.execute(_CASE_FILES).fetchall()
+    known = {"parsed": 0, "hashed": 0}
+    jobs: list[tuple[str, os.stat_result | None, str, str]] = []
+    ordered = []
+    for sha, parsed, paths in rows:
+        first = firsts.get(sha) or paths[0]
+        ordered.append((first, sha, parsed, [first, *[p for p in paths if p != first]]))
+    for first, sha, parsed, candidates in sorted(ordered):
+        known["parsed" if parsed else "hashed"] += 1
         for path in candidates:
             try:
                 info = os.lstat(path)
             except OSError:
                 continue
-            yield path, info, sha, "" if stat.S_ISREG(info.st_mode) else "not-regular"
+            jobs.append((path, info, sha, "" if stat.S_ISREG(info.st_mode) else "not-regular"))
             break
         else:
             run.counts["evidence-missing"] += 1
+            where = "" if Path(first).is_absolute() else " (a path relative to where it was hashed)"
             run.result.warnings.append(
-                ParseWarning(first, "evidence-missing", "no longer on disk: not scanned")
+                ParseWarning(first, "evidence-missing", f"no longer on disk{where}: not scanned")
             )
+    return jobs, known
 
 
 def _file_event_linker(case: Case) -> Callable[[str], tuple[str, str]]:
@@ -104,7 +140,12 @@ _TS: Final = "strftime(ts, '%Y-%m-%dT%H:%M:%S.%f+00:00')"
 
 
 def _scan_events(
-    case: Case, scanner: Scanner, names: tuple[str, ...], workers: int, run: ScanRun
+    case: Case,
+    scanner: Scanner,
+    names: tuple[str, ...],
+    workers: int,
+    run: ScanRun,
+    progress: ScanProgress = NO_PROGRESS,
 ) -> dict[str, Any]:
     """Scan each distinct field text once; aggregate matches per (rule, host)."""
     if not names:
@@ -152,6 +193,7 @@ def _scan_events(
                         group.add(row, name, info.rule not in hits)
                         hits[info.rule] = None
                 events_with_text += bool(hits)
+            progress.advance(len(batch))
     for group in groups.values():
         run.result.findings.append(group.finding())
     run.counts["matches"] += sum(g.count for g in groups.values())

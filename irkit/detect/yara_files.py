@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from irkit.detect.yara_rules import file_type
-from irkit.fileio import open_evidence
+from irkit.files.fileio import open_evidence
 
 #: Bytes of a file's start used to name its type (the longest magic is shorter).
 HEAD: Final = 64

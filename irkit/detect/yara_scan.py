@@ -19,11 +19,11 @@ from typing import Any, Final
 
 import yara
 
-from irkit.detect import DetectorResult
+from irkit.detect import DetectorResult, ScanProgress
 from irkit.detect.yara_files import ByteBudget, file_externals, read_regular
 from irkit.detect.yara_match import MatchInfo, match_info
 from irkit.detect.yara_rules import EXTERNALS, CompiledRules
-from irkit.fileio import iso_ns
+from irkit.files.fileio import iso_ns
 from irkit.model import Finding, ParseWarning
 
 DETECTOR: Final = "yara"
@@ -34,8 +34,11 @@ MEMORY_BUDGET: Final = 1 << 30
 WINDOW: Final = 64
 #: Problems with one file: each is a counted, named warning.
 _WARN: Final = frozenset(
-    {"unreadable", "vanished", "replaced", "changed", "timeout", "yara-error", "too-big"}
-)
+    {
+        "unreadable", "vanished", "replaced", "changed", "timeout", "yara-error", "too-big",
+        "evidence-changed",
+    }
+)  # fmt: skip
 
 
 @dataclasses.dataclass(slots=True)
@@ -83,6 +86,15 @@ class Scanner:
                 outcome.status, outcome.note = read.status, read.note
                 return outcome
             data = read.data
+            if expected_sha256:  # the case's bytes, or not scanned: findings rest on them
+                outcome.sha256 = hashlib.sha256(data).hexdigest()
+                if outcome.sha256 != expected_sha256:
+                    outcome.status = "evidence-changed"
+                    outcome.note = (
+                        f"changed since it was read into the case (sha256 {outcome.sha256}, "
+                        f"the case holds {expected_sha256}): not scanned"
+                    )
+                    return outcome
             externals = file_externals(path, data, read.info, self.rules.magic)
             outcome.filetype = externals["filetype"]
             if read.status == "changed":
@@ -94,10 +106,8 @@ class Scanner:
                 outcome.note = f"scan stopped after {self.timeout} s: matches lost"
             except yara.Error as exc:
                 outcome.status, outcome.note = "yara-error", str(exc)
-            if outcome.matches or expected_sha256:
+            if outcome.matches and not outcome.sha256:
                 outcome.sha256 = hashlib.sha256(data).hexdigest()
-            if expected_sha256 and outcome.sha256 != expected_sha256:
-                outcome.note = f"sha256 {outcome.sha256} is not the case's {expected_sha256}"
             return outcome
         finally:
             self.budget.release(size)
@@ -106,9 +116,11 @@ class Scanner:
 class ScanRun:
     """Counters, warnings and findings of one scan; touched by the main thread only."""
 
-    def __init__(self, rules: CompiledRules) -> None:
+    def __init__(self, rules: CompiledRules, rule_errors: bool = True) -> None:
         self.result = DetectorResult(DETECTOR)
         self.rules = rules
+        #: Report the rule files that did not compile (once per scan, by its first part).
+        self.rule_errors = rule_errors
         self.counts: collections.Counter[str] = collections.Counter()
         self.notes: list[ParseWarning] = []
         self.started = time.perf_counter()
@@ -125,11 +137,6 @@ class ScanRun:
         elif outcome.status != "scanned":
             counts[outcome.status] += 1
             self.notes.append(ParseWarning(outcome.path, outcome.status, outcome.note))
-        elif outcome.note:  # read whole, but not the bytes the case holds
-            counts["evidence-changed"] += 1
-            self.result.warnings.append(
-                ParseWarning(outcome.path, "evidence-changed", outcome.note)
-            )
         if outcome.matches:
             counts["files_matched"] += 1
             event_uid, host = link(outcome.path)
@@ -170,10 +177,11 @@ class ScanRun:
         stats = {k: counts.pop(k, 0) for k in ("files_scanned", "bytes_scanned", "files_matched")}
         stats["matches"] = counts.pop("matches", 0)
         result.findings.sort(key=lambda f: (f.evidence, f.rule, f.ts))
-        result.warnings += [
-            ParseWarning(e.path, "rule-file-error", f"line {e.line}: {e.message}")
-            for e in self.rules.errors
-        ]
+        if self.rule_errors:
+            result.warnings += [
+                ParseWarning(e.path, "rule-file-error", f"line {e.line}: {e.message}")
+                for e in self.rules.errors
+            ]
         result.report = {
             "rules": self.rules.report(),
             **stats,
@@ -196,7 +204,7 @@ def run_files(
     jobs: Iterator[tuple[str, os.stat_result | None, str, str]],
     workers: int,
     link: Callable[[str], tuple[str, str]],
-    progress: Callable[[int], None] | None,
+    progress: ScanProgress,
 ) -> None:
     """Scan ``(path, lstat, expected sha256, skip reason)`` jobs a window ahead, report
     them in order (a job with a skip reason, or no lstat, is reported, not scanned)."""
@@ -205,8 +213,7 @@ def run_files(
     def report(item: cf.Future[Outcome] | Outcome) -> None:
         outcome = item.result() if isinstance(item, cf.Future) else item
         run.report_file(outcome, link)
-        if progress is not None:
-            progress(outcome.size)
+        progress.advance(outcome.size)
 
     threads = max(1, workers or os.cpu_count() or 1)
     with cf.ThreadPoolExecutor(threads, thread_name_prefix="irkit-yara") as pool:

@@ -1,4 +1,9 @@
-"""Timeline writers: one module per format, registered here explicitly."""
+"""Timeline writers: one module per format, registered here explicitly.
+
+May import: ``irkit.store`` (the timeline query), ``irkit.sources`` (formats shared with
+a source, as the bodyfile's) and the base modules. Never a stage that produces events
+or findings, nor the CLI.
+"""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from typing import Any, Final, TextIO
 import orjson
 
 from irkit.sources.bodyfile import TIMES, tsk_mode
-from irkit.timeline import DEFAULT_FIELD_COLUMNS, ORDER, Selection
+from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, ORDER, Selection
 
 FILE_SOURCES: Final = ("bodyfile", "file")
 FETCH: Final = 10_000

@@ -2,31 +2,77 @@
 
 Columns ``datetime,timestamp_desc,message`` come first (Timesketch's mandatory trio), then
 ``timestamp`` (epoch µs) and irkit's columns, then the most common event fields, then
-``fields_other`` (JSON of the rest). Any cell from the evidence that begins with ``=``,
-``+``, ``-``, ``@``, tab or CR is prefixed with ``'`` (OWASP's advice), so a spreadsheet
-shows it as text.
+``fields_other`` (JSON of the rest).
+
+Every cell from the evidence (header names too) is made safe, reversibly (``restore``):
+
+- control characters a terminal acts on are written ``\\x{HH}`` (two lower-case hex
+  digits): C0 but tab, line feed and a CR that ends a line (CR-LF), DEL, C1. A ``\\``
+  that the text itself has right before ``x{HH}`` is written ``\\x{5c}``, so the escape
+  stays unambiguous; every other ``\\`` (Windows paths, ``\\x64\\``) is left alone.
+- a cell that begins with ``=``, ``+``, ``-``, ``@``, tab or CR, after any number of
+  ``'``, is prefixed with ``'`` (OWASP's advice), so a spreadsheet shows it as text.
+
+``fields_other`` is JSON whose control characters are JSON's ``\\u00XX`` escapes: parse
+it as JSON. ``datetime`` and ``timestamp`` are irkit's own and never altered.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from typing import Final, TextIO
 
-from irkit.export.base import header_and_rows
-from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection
+from irkit.export.base import OTHER_FIELDS, header_and_rows
+from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection
 
 FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_CELL_MAX: Final = 32_767
 BOM: Final = "\ufeff"
-_FORMULA_FIRST: Final = frozenset(FORMULA_START)
+#: Columns irkit writes itself (datetime, timestamp): never escaped nor prefixed.
+OWN_COLUMNS: Final = (0, 3)
+
+# A control to escape (a CR only when no LF follows), or a backslash the text has right
+# before what would read as an escape.
+_TO_ESCAPE: Final = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)|\\(?=x\{[0-9A-Fa-f]{2}\})"
+)
+_ESCAPED: Final = re.compile(r"\\x\{([0-9A-Fa-f]{2})\}")
+_FORMULA: Final = re.compile(r"'*[=+\-@\t\r]")
+_PREFIXED: Final = re.compile(r"'+[=+\-@\t\r]")
+_MAYBE_FORMULA: Final = frozenset("'=+-@\t\r")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as ``\\x{HH}``, and a ``\\`` before ``x{HH}`` as ``\\x{5c}``."""
+    if text.isprintable() and "\\x{" not in text:  # the common case, at C speed
+        return text
+    return _TO_ESCAPE.sub(lambda m: f"\\x{{{ord(m.group()):02x}}}", text)
+
+
+def unescape_controls(text: str) -> str:
+    """The reverse of ``escape_controls``: each ``\\x{HH}`` back to U+00HH."""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def prefix_formula(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would run as a formula (after any ``'``s)."""
+    if cell and cell[0] in _MAYBE_FORMULA and _FORMULA.match(cell):
+        return "'" + cell
+    return cell
 
 
 def neutralise(cell: str) -> str:
-    """Make a cell that a spreadsheet would run as a formula read as text."""
-    if cell.startswith(FORMULA_START):
-        return "'" + cell
-    return cell
+    """A cell from the evidence made safe for a spreadsheet and a terminal (reversibly)."""
+    return prefix_formula(escape_controls(cell))
+
+
+def restore(cell: str) -> str:
+    """The evidence's text from a neutralised cell: drop the formula ``'``, unescape."""
+    if _PREFIXED.match(cell):
+        cell = cell[1:]
+    return unescape_controls(cell)
 
 
 def cut_for_excel(cell: str) -> str:
@@ -57,19 +103,26 @@ class CsvWriter:
         return self.write_rows(header, rows, out)
 
     def write_rows(self, header: list[str], rows: Iterable[list[str]], out: TextIO) -> int:
-        """Write a header and rows of text cells (datetime first, timestamp fourth)."""
+        """Write a header and rows of text cells (datetime first, timestamp fourth).
+
+        Control characters are always escaped; ``escape_formulas`` adds the ``'``. A
+        ``fields_other`` column is JSON already free of raw controls (``json_text``).
+        """
         if self.excel:
             out.write(BOM)
+        safe = neutralise if self.escape_formulas else escape_controls
+        json_cell = prefix_formula if self.escape_formulas else str
+        plain = [i for i in range(len(header)) if i not in OWN_COLUMNS]
+        json_columns = {i for i, name in enumerate(header) if name == OTHER_FIELDS}
         writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(header)
+        writer.writerow([safe(name) for name in header])
         count = 0
-        for cells in rows:
-            if self.escape_formulas:
-                # datetime (0) and timestamp (3) are irkit's, never the evidence's: kept as is
-                # (a 1601 timestamp is negative, and must stay a number).
-                safe = [f"'{c}" if c and c[0] in _FORMULA_FIRST else c for c in cells]
-                safe[0], safe[3] = cells[0], cells[3]
-                cells = safe
+        for row in rows:
+            cells = list(row)
+            for index in plain:
+                cell = cells[index]
+                if cell:
+                    cells[index] = json_cell(cell) if index in json_columns else safe(cell)
             if self.excel:
                 cells = [cut_for_excel(c) for c in cells]
             writer.writerow(cells)

@@ -1,13 +1,15 @@
-"""JSON Lines: one object per event, Timesketch's JSONL shape, for scripts and data lakes."""
+"""JSON Lines: one object per event, Timesketch's JSONL shape, for scripts and data lakes.
+
+Values are the case's text exactly; control characters are JSON escapes (``json_text``:
+C0, DEL and C1 as ``\\u00XX``), so no raw control reaches a terminal that shows the file.
+"""
 
 from __future__ import annotations
 
 from typing import TextIO
 
-import orjson
-
-from irkit.export.base import header_and_rows
-from irkit.timeline import DEFAULT_FIELD_COLUMNS, Selection
+from irkit.export.base import header_and_rows, json_text
+from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection
 
 
 class JsonlWriter:
@@ -24,7 +26,7 @@ class JsonlWriter:
             obj: dict[str, object] = {k: v for k, v in zip(header, cells, strict=True) if v}
             if "timestamp" in obj:
                 obj["timestamp"] = int(cells[3])
-            out.write(orjson.dumps(obj).decode())
+            out.write(json_text(obj))
             out.write("\n")
             count += 1
         return count

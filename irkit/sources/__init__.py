@@ -1,4 +1,12 @@
-"""Artifact sources: each recognised by its content, never by its name alone."""
+"""Artifact sources: each recognised by its content, never by its name alone.
+
+One module (or family of modules) per artifact type behind the ``Source`` protocol
+(``base``), registered in ``SOURCES`` below; ``messages`` renders each event's one-line
+message from the templates in ``artifacts/``. A source turns one file into rows and
+hands them to a sink: it never opens the case.
+
+May import: only the base modules (``model``, ``errors``, ``artifacts``, ``speedups``).
+"""
 
 from __future__ import annotations
 

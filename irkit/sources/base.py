@@ -18,7 +18,7 @@ class RowSink(Protocol):
     """Where a source puts rows: the spool writer in a worker, a list in tests.
 
     A sink may also offer ``open_columns()`` and ``grown(count)`` (see
-    :class:`irkit.spool.SpoolWriter`); the EVTX source's C loop fills its columns then.
+    :class:`irkit.store.spool.SpoolWriter`); the EVTX source's C loop fills its columns then.
     """
 
     def add(self, row: Row) -> None:

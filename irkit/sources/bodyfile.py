@@ -27,8 +27,8 @@ from typing import BinaryIO, ClassVar, Final
 
 import orjson
 
-from irkit.messages import one_line
 from irkit.sources.base import ParseContext, Row, RowSink
+from irkit.sources.messages import one_line
 
 #: The event of each time, in MACB order: (field, ts_desc, event_id).
 TIMES: Final = (

@@ -19,15 +19,15 @@ from typing import IO, Any, ClassVar, Final
 
 import orjson
 
-from irkit.messages import one_line
 from irkit.sources.base import ParseContext, RowSink
+from irkit.sources.messages import one_line
 from irkit.sources.osquery_format import HEAD, open_text_stream, plain_head, read_errors, shape_of
 from irkit.sources.osquery_glog import STATUS_ARTIFACT, GlogReader
 from irkit.sources.osquery_stream import iter_array, iter_lines, mark_partial, skip_record
 from irkit.sources.osquery_tables import TableCatalog, load_tables, short_query
 from irkit.sources.osquery_values import EPOCH, date_micros, epoch_micros, iso, line_time, text
 
-#: ``short_query`` is also what irkit.analytics uses to name a query.
+#: ``short_query`` is also what irkit.detect.analytics uses to name a query.
 __all__ = ["OsquerySource", "short_query"]
 
 SEVERITIES: Final = {"0": "INFO", "1": "WARNING", "2": "ERROR", "3": "FATAL"}

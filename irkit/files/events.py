@@ -1,0 +1,85 @@
+"""What a walked entry becomes: its flat fields, its file-time events, its digest-list line.
+
+Every entry (file, directory, link, FIFO…) gives one event per known time (``File
+Modified``, ``File Accessed``, ``File Changed``, ``File Created``), with its metadata
+and digests in ``fields``: the same convention as the bodyfile source. The same fields
+feed the bodyfile writer (``irkit hash --bodyfile``, the folder listings of
+``irkit collect``).
+"""
+
+from __future__ import annotations
+
+import stat
+from typing import TYPE_CHECKING, Final
+
+import orjson
+
+from irkit.files.fileio import iso_ns
+from irkit.files.walk import FileEntry
+
+if TYPE_CHECKING:
+    from irkit.sources.base import Row
+
+#: The time fields of a file event, its ts_desc and its MACB letter.
+TIMES: Final = (
+    ("mtime", "File Modified", "m"),
+    ("atime", "File Accessed", "a"),
+    ("ctime", "File Changed", "c"),
+    ("btime", "File Created", "b"),
+)
+
+
+def entry_fields(entry: FileEntry) -> dict[str, str]:
+    """A file's metadata and digests as the flat text fields every file event carries."""
+    info = entry.info
+    fields = {
+        "path": entry.path,
+        "size": str(info.st_size),
+        "mode": stat.filemode(info.st_mode),
+        "type": entry.type,
+        "uid": str(info.st_uid),
+        "gid": str(info.st_gid),
+        "inode": str(info.st_ino),
+        "md5": entry.digests.get("md5", ""),
+        "sha1": entry.digests.get("sha1", ""),
+        "sha256": entry.digests.get("sha256", ""),
+        "mtime": iso_ns(info.st_mtime_ns),
+        "atime": iso_ns(info.st_atime_ns),
+        "ctime": iso_ns(info.st_ctime_ns),
+        "btime": entry.btime,
+        "hash_status": entry.status,
+    }
+    if entry.target:
+        fields["symlink_target"] = entry.target
+    if entry.note:
+        fields["hash_note"] = entry.note
+    return fields
+
+
+def entry_rows(entry: FileEntry) -> list[Row]:
+    """One event per known time of the entry (the bodyfile convention)."""
+    from irkit.sources.messages import one_line
+
+    fields = entry_fields(entry)
+    blob = orjson.dumps(fields)
+    what = f"{fields['size']} bytes, {fields['mode']}, uid {fields['uid']}"
+    if entry.digests.get("sha256"):
+        what += f", sha256 {entry.digests['sha256'][:16]}…"
+    rows: list[Row] = []
+    for key, desc, letter in TIMES:
+        ts = fields[key]
+        if not ts:
+            continue
+        message = one_line(f"{desc}: {entry.path} ({what})")
+        rows.append((ts, desc, entry.root, "", fields["uid"], letter, message, blob, entry.path))
+    return rows
+
+
+def digest_line(entry: FileEntry, algorithm: str) -> str:
+    """A ``sha256sum``-style line (GNU escaping for names with ``\\`` or a newline)."""
+    name = entry.path
+    digest = entry.digests[algorithm]
+    if "\\" in name or "\n" in name or "\r" in name:
+        escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return f"\\{digest}  {escaped}\n"
+    return f"{digest}  {name}\n"

@@ -1,0 +1,176 @@
+"""`irkit hash` as a run: digest list, bodyfile, file events and IOC findings into a case.
+
+``irkit.files.walk`` and ``irkit.files.hashing`` walk and hash, ``irkit.files.events`` makes
+the entries fields and events; this module decides where the results go. The case is opened
+on a background thread while the files are hashed (the main thread is idle then), and file
+events are spooled as small Parquet parts during the walk.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from irkit.errors import CaseError
+from irkit.files.events import digest_line, entry_fields, entry_rows
+from irkit.files.hashing import hash_paths
+from irkit.files.options import HashOptions, HashSummary
+from irkit.files.walk import FileEntry
+from irkit.model import ParseWarning
+
+if TYPE_CHECKING:
+    from irkit.files.ioc import IocSet
+    from irkit.sources.base import Row
+
+
+#: File events per Parquet part: small, so parts are written while the threads hash.
+SPOOL_BATCH: Final = 4_000
+
+
+class _CaseOpener:
+    """Opens (or creates) a case on a background thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.case: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._open, name="irkit-case", daemon=True)
+        self.thread.start()
+
+    def _open(self) -> None:
+        try:
+            import pyarrow.parquet  # noqa: F401  (the spool needs it: import it here too)
+
+            from irkit.store.case import Case
+
+            self.case = Case(self.root, create=True)
+        except BaseException as exc:  # re-raised in the caller's thread
+            self.error = exc
+
+    def result(self, raise_error: bool = True) -> Any:
+        """The open case; the opening error is raised here."""
+        self.thread.join()
+        if self.error is not None and raise_error:
+            raise self.error
+        return self.case
+
+
+class _EventSpool:
+    """File events as Parquet parts of ``batch`` rows; each file is its own evidence."""
+
+    def __init__(self, directory: Path, stem: str, batch: int = 10_000) -> None:
+        self.directory = directory
+        self.stem = stem
+        self.batch = batch
+        self.rows: list[Row] = []
+        self.evidence: list[str] = []
+        self.shas: list[str] = []
+        self.parts: list[Path] = []
+        self.total = 0
+
+    def add(self, entry: FileEntry) -> None:
+        rows = entry_rows(entry)
+        sha = entry.digests.get("sha256", "")
+        self.rows += rows
+        self.evidence += [entry.path] * len(rows)
+        self.shas += [sha] * len(rows)
+        if len(self.rows) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        import pyarrow.parquet as pq
+
+        from irkit.store.spool import build_table
+
+        table = build_table(self.rows, "file", self.evidence, self.shas)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
+        pq.write_table(table, path, compression="snappy")
+        self.parts.append(path)
+        self.total += len(self.rows)
+        self.rows, self.evidence, self.shas = [], [], []
+
+
+def run_hash(
+    roots: Sequence[Path],
+    options: HashOptions,
+    *,
+    case_dir: Path | None = None,
+    iocs: IocSet | None = None,
+    digest_out: Any = None,
+    bodyfile_out: Any = None,
+    progress: Callable[[int], None] | None = None,
+    command: Sequence[str] = (),
+) -> HashSummary:
+    """Hash ``roots``; write the digest list and bodyfile to the open text handles given,
+    and the file events and IOC findings into the case at ``case_dir`` when given."""
+    import datetime as dt
+    import uuid
+
+    summary = HashSummary(run_id=uuid.uuid4().hex)
+    if iocs is not None:
+        summary.iocs_loaded = len(iocs.by_digest)
+        summary.warnings += iocs.warnings
+        for kind in sorted(iocs.kinds() - set(options.algorithms)):
+            summary.notes.append(
+                ParseWarning(
+                    "--ioc",
+                    "ioc-not-computed",
+                    f"{iocs.count(kind)} {kind} IOCs cannot match: {kind} is not computed",
+                )
+            )
+    strongest = options.algorithms[-1]
+    started = dt.datetime.now(dt.UTC)
+    spool: _EventSpool | None = None
+    opener: _CaseOpener | None = None
+    own_list = None
+    if case_dir is not None:
+        if case_dir.exists() and not case_dir.is_dir():
+            raise CaseError(f"{case_dir} exists and is not a directory")
+        # The store (DuckDB, Arrow: a third of a second to import) opens while the
+        # threads hash; the main thread is idle then.
+        opener = _CaseOpener(case_dir)
+        case_dir.mkdir(parents=True, exist_ok=True)
+        spool = _EventSpool(case_dir / "spool", f"hash-{summary.run_id[:12]}", SPOOL_BATCH)
+        if digest_out is None:
+            list_path = case_dir / f"hashes-{summary.run_id[:12]}.{strongest}"
+            own_list = digest_out = list_path.open("w", encoding="utf-8", errors="surrogateescape")
+    case = None
+    try:
+
+        def on_entry(entry: FileEntry) -> None:
+            if digest_out is not None and strongest in entry.digests:
+                digest_out.write(digest_line(entry, strongest))
+            if bodyfile_out is not None:
+                from irkit.export.bodyfile import bodyfile_line
+
+                bodyfile_out.write(bodyfile_line(entry_fields(entry)))
+            if spool is not None:
+                spool.add(entry)
+            else:
+                summary.events += 4 if entry.btime else 3
+
+        hash_paths(roots, options, on_entry, summary, iocs, progress)
+        if opener is not None and spool is not None:
+            case = opener.result()
+            spool.flush()
+            summary.events = spool.total
+            summary.events_added = case.add_events(spool.parts, f"hash-{summary.run_id[:12]}")
+            case.add_findings(summary.findings, summary.run_id)
+            case.record_warnings(summary.run_id, summary.warnings)
+            case.record_run(summary.run_id, list(command), started, summary.as_dict())
+    finally:
+        if own_list is not None:
+            own_list.close()
+        if case is None and opener is not None:
+            case = opener.result(raise_error=False)
+        if spool is not None:
+            for part in spool.parts:
+                part.unlink(missing_ok=True)
+        if case is not None:
+            case.close()
+    return summary

@@ -1,0 +1,39 @@
+"""How a parse run works: the engine, the parallelism, the batch and slice sizes.
+
+``ParseOptions`` is the one knob set every stage of a run reads (workers, slice planning,
+the pool and ``parse_evidence``); it is pickled to the worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Final
+
+from irkit.store.spool import DEFAULT_BATCH
+
+#: EVTX files at least this big are parsed as slices of SLICE_CHUNKS chunks (4 MiB) by all
+#: workers.
+SLICE_THRESHOLD: Final = 48 << 20
+SLICE_CHUNKS: Final = 64
+FLUSH_SECONDS: Final = 3.0
+
+
+@dataclasses.dataclass(slots=True)
+class ParseOptions:
+    """How to parse: engine choice, parallelism, batch size."""
+
+    evtx_engine: str = "evtx"
+    recover: bool = False
+    workers: int = 0
+    batch: int = DEFAULT_BATCH
+    slice_bytes: int = SLICE_THRESHOLD
+    slice_chunks: int = SLICE_CHUNKS
+    #: Finished files enter the case at least this often (seconds), so a reader sees
+    #: them while a long run goes on, and an interrupted run keeps them.
+    flush_seconds: float = FLUSH_SECONDS
+
+    def worker_count(self, files: int) -> int:
+        """Workers to start: as asked, else one per core, never more than files."""
+        wanted = self.workers or os.cpu_count() or 1
+        return max(1, min(wanted, files))

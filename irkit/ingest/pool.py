@@ -1,0 +1,415 @@
+"""The process pool of a parse run: files and big-log slices handed to the workers, each
+yielded back to the parent as it finishes.
+
+Biggest files first; a big EVTX file is hashed here once and parsed as slices by all
+workers (``irkit.ingest.slices``); one file alone, or one core, is parsed inline.
+
+A worker that dies (killed by the kernel for memory, a crash in a parser) breaks
+Python's process pool: every file it was still to parse fails with it. The pool is
+replaced instead: each worker says which task it starts, so the tasks that were running
+when it died are run again one at a time, alone, and the one that kills its worker
+again is a ``worker-died`` warning; the others go on in a new pool. When the workers die
+before any file is parsed (they cannot even start), the run stops with ``WorkersDiedError``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+from collections.abc import Generator, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Final
+
+from irkit.errors import IrkitError
+from irkit.ingest.discovery import Candidate, sha256_file
+from irkit.ingest.options import ParseOptions
+from irkit.ingest.slices import plan_slices
+from irkit.ingest.summary import Progress
+from irkit.ingest.worker import died, init_worker, parse_file, safe_path, worker_context
+from irkit.model import FileStats, ParseWarning
+from irkit.sources.evtx.chunks import CHUNK_SIZE, FILE_HEADER_SIZE
+
+#: How often the parent looks at the workers' progress messages, in seconds.
+POLL: Final = 0.2
+#: Pools that may break in a row before any worker started a file: then the workers
+#: cannot run at all (they fail as they start), and the run stops.
+IDLE_BREAKS: Final = 3
+
+
+class WorkersDiedError(IrkitError):
+    """Every parse worker died before finishing a file: nothing can be parsed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Task:
+    """One piece of work for a worker: a whole file, slice ``index`` of ``total`` of a
+    big one (``span``: its chunks), or the recovery pass over a damaged log already in
+    the case (``recover``: the record ids it holds, as ranges text)."""
+
+    id: int
+    candidate: Candidate
+    sha256: str = ""
+    span: tuple[int, int] | None = None
+    index: int = -1
+    total: int = 1
+    recover: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of a slice (0 for a whole file)."""
+        if self.span is None:
+            return 0
+        first, last = self.span
+        end = min(self.candidate.size, FILE_HEADER_SIZE + last * CHUNK_SIZE)
+        return max(end - (FILE_HEADER_SIZE + first * CHUNK_SIZE), 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Done:
+    """A finished task and its stats; ``reported``: the records the progress bar was
+    already given for it, as it ran."""
+
+    task: Task
+    stats: FileStats
+    reported: int = 0
+
+    @property
+    def of(self) -> Candidate | None:
+        """The big file this is a slice of; None for a whole file."""
+        return self.task.candidate if self.task.index >= 0 else None
+
+
+def run_workers(
+    candidates: list[Candidate],
+    spool: str,
+    already: frozenset[str],
+    known: dict[str, str],
+    options: ParseOptions,
+    progress: Progress,
+) -> Generator[Done, None, None]:
+    """Yield each file (or slice) as it finishes; one process per core, or inline for one.
+
+    A big EVTX file is hashed here, then parsed as slices of chunks by all workers at
+    once; each slice is yielded as it is done, so the store takes it at once.
+    """
+    slices = {c: plan_slices(c, options) for c in candidates}
+    workers = options.worker_count(sum(max(1, len(spans)) for spans in slices.values()))
+    runner = _Runner(spool, already, options, progress, workers)
+    try:
+        ids = iter(range(1 << 62))
+        big_seen: set[str] = set()
+        # Biggest files first, so one huge log does not start last and run alone.
+        for candidate in sorted(candidates, key=lambda c: -c.size):
+            spans = slices[candidate] if workers > 1 else []
+            if not spans:
+                runner.submit(Task(next(ids), candidate, known.get(candidate.display, "")))
+                continue
+            task = Task(next(ids), candidate)
+            try:
+                sha256 = known.get(candidate.display) or sha256_file(candidate.path)[0]
+            except OSError as exc:
+                stats = died(candidate, exc)
+                stats.warnings[0] = ParseWarning(candidate.display, "unreadable", str(exc))
+                yield Done(task, stats)
+                continue
+            if sha256 in already or sha256 in big_seen:
+                stats = FileStats(
+                    candidate.display, sha256, candidate.size, candidate.kind, status="already"
+                )
+                yield Done(task, stats)
+                continue
+            big_seen.add(sha256)
+            for index, span in enumerate(spans):
+                runner.submit(Task(next(ids), candidate, sha256, span, index, len(spans)))
+        yield from runner.run()
+    except BaseException:
+        runner.close(abort=True)
+        raise
+    runner.close()
+
+
+def run_recovery(
+    tasks: list[tuple[Candidate, str, str]], spool: str, options: ParseOptions, progress: Progress
+) -> Generator[Done, None, None]:
+    """The recovery passes over damaged logs: (candidate, sha256, record-id ranges)."""
+    runner = _Runner(spool, frozenset(), options, progress, options.worker_count(len(tasks)))
+    try:
+        for number, (candidate, sha256, ranges) in enumerate(tasks):
+            runner.submit(Task(number, candidate, sha256, recover=ranges))
+        yield from runner.run()
+    except BaseException:
+        runner.close(abort=True)
+        raise
+    runner.close()
+
+
+class _Runner:
+    """Tasks run inline (one worker) or in worker processes; a broken pool is replaced."""
+
+    def __init__(
+        self,
+        spool: str,
+        already: frozenset[str],
+        options: ParseOptions,
+        progress: Progress,
+        workers: int,
+    ) -> None:
+        self.spool = spool
+        self.already = already
+        self.options = options
+        self.progress = progress
+        self.workers = workers
+        self.inline: list[Task] = []
+        self.futures: dict[cf.Future[FileStats], Task] = {}
+        #: Tasks not handed to a pool yet (it broke while they were submitted).
+        self.waiting: list[Task] = []
+        #: Records each running task reported; tasks a worker said it started.
+        self.reported: dict[int, int] = {}
+        self.started: set[int] = set()
+        #: Tasks finished (any outcome but a dead worker), and at the last broken pool;
+        #: tasks that killed the worker they ran alone in.
+        self.completed = 0
+        self.completed_at_break = 0
+        self.deaths = 0
+        #: Pools broken in a row with no file started or finished.
+        self.idle_breaks = 0
+        self.pool: cf.ProcessPoolExecutor | None = None
+        self.queue: Any = None
+        self._env: contextlib.AbstractContextManager[None] | None = None
+        if workers > 1:
+            self._env = safe_path()
+            self._env.__enter__()
+            try:
+                self.context = worker_context()
+                self.pool = self._new_pool(workers)
+            except BaseException:
+                self.close()
+                raise
+
+    def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
+        # A fresh queue each time: a worker killed while writing to the old one may have
+        # died holding its lock.
+        self.queue = self.context.SimpleQueue()
+        return cf.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=self.context,
+            initializer=init_worker,
+            initargs=(self.queue,),
+        )
+
+    def _start(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future[FileStats]:
+        return pool.submit(
+            parse_file,
+            task.candidate,
+            self.spool,
+            self.already,
+            self.options,
+            None,
+            task.span,
+            task.sha256,
+            task=task.id,
+            recover=task.recover,
+        )
+
+    def submit(self, task: Task) -> None:
+        """Queue a task: it starts as soon as a worker is free."""
+        if self.pool is None:
+            self.inline.append(task)
+            return
+        try:
+            future = self._start(self.pool, task)
+        except (BrokenProcessPool, OSError):
+            # Broken, or breaking: Python 3.11's pool may close its wake-up pipe under a
+            # submit as it breaks ("handle is closed", "Bad file descriptor").
+            self.waiting.append(task)
+            return
+        self.futures[future] = task
+
+    def run(self) -> Iterator[Done]:
+        """Every queued task, as each finishes."""
+        if self.pool is None:
+            yield from self._run_inline()
+            return
+        while self.futures or self.waiting:
+            if not self.futures:  # the pool broke while the tasks were submitted
+                yield from self._after_break([])
+                continue
+            done, _ = cf.wait(self.futures, timeout=POLL, return_when=cf.FIRST_COMPLETED)
+            self._drain()
+            if done:
+                yield from self._collect(done)
+        self._drain()
+        if self.deaths and not self.completed:
+            raise WorkersDiedError(
+                f"parse workers died: each of the {self.deaths} files tried killed its "
+                "worker process, and no file could be parsed",
+                hint=_HINT,
+            )
+
+    def _run_inline(self) -> Iterator[Done]:
+        tasks, self.inline = self.inline, []
+        for task in tasks:
+            shown = [0]
+
+            def report(count: int, shown: list[int] = shown) -> None:
+                shown[0] += count
+                self.progress.records(count)
+
+            stats = parse_file(
+                task.candidate,
+                self.spool,
+                self.already,
+                self.options,
+                report,
+                task.span,
+                task.sha256,
+                recover=task.recover,
+            )
+            yield Done(task, stats, shown[0])
+
+    def _drain(self) -> None:
+        """Take the workers' messages: a task started, or ran N more records."""
+        queue = self.queue
+        while not queue.empty():
+            task, count = queue.get()
+            if count:
+                self.reported[task] = self.reported.get(task, 0) + count
+                self.progress.records(count)
+            else:
+                self.started.add(task)
+
+    def _collect(self, done: Any) -> Iterator[Done]:
+        broken: list[Task] = []
+        for future in sorted(done, key=lambda f: self.futures[f].id):
+            task = self.futures.pop(future)
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                broken.append(task)
+                continue
+            if isinstance(error, KeyboardInterrupt):  # Ctrl-C reached the worker too
+                raise KeyboardInterrupt
+            self.started.discard(task.id)
+            self.completed += 1
+            stats = future.result() if error is None else died(task.candidate, error)
+            yield Done(task, stats, self.reported.pop(task.id, 0))
+        if broken:
+            yield from self._after_break(broken)
+
+    def _after_break(self, broken: list[Task]) -> Iterator[Done]:
+        """A worker died and took the pool with it: run the tasks it may have been
+        running alone, to find the one that kills its worker, and the others again."""
+        assert self.pool is not None
+        if self.futures:  # every other task of the broken pool fails too, at once
+            cf.wait(self.futures)
+            for future, task in list(self.futures.items()):
+                if isinstance(future.exception(), BrokenProcessPool):
+                    broken.append(task)
+                    del self.futures[future]
+            yield from self._collect(list(self.futures))
+        self._drain()
+        _shutdown(self.pool)
+        broken += self.waiting
+        self.waiting = []
+        for task in broken:  # their records are shown again when they run again
+            self.progress.records(-self.reported.pop(task.id, 0))
+        suspects = sorted((t for t in broken if t.id in self.started), key=lambda t: t.id)
+        others = [t for t in broken if t.id not in self.started]
+        self.started.clear()
+        if suspects or self.completed > self.completed_at_break:
+            self.idle_breaks = 0
+        else:  # no file was being parsed, none finished since the last break
+            self.idle_breaks += 1
+            if self.idle_breaks >= IDLE_BREAKS:
+                raise WorkersDiedError(
+                    "parse workers died: the worker processes exit before they parse anything",
+                    hint=_HINT,
+                )
+        for task in suspects:
+            yield self._alone(task)
+        self.completed_at_break = self.completed
+        self.pool = self._new_pool(self.workers)
+        for task in others:
+            self.submit(task)
+
+    def _alone(self, task: Task) -> Done:
+        """Run one task in a worker of its own: if that dies too, the task killed it."""
+        pool = self._new_pool(1)
+        try:
+            try:
+                future = self._start(pool, task)
+            except OSError as exc:  # its worker died at once (see submit)
+                future = cf.Future()
+                future.set_exception(BrokenProcessPool(str(exc)))
+            while not future.done():
+                cf.wait([future], timeout=POLL)
+                self._drain()
+        except BaseException:
+            _terminate(pool)
+            raise
+        finally:
+            _shutdown(pool)
+        self._drain()
+        self.started.discard(task.id)
+        error = future.exception()
+        if isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt
+        if error is None:
+            self.completed += 1
+            return Done(task, future.result(), self.reported.pop(task.id, 0))
+        self.progress.records(-self.reported.pop(task.id, 0))
+        stats = died(task.candidate, error)
+        if isinstance(error, BrokenProcessPool):
+            self.deaths += 1
+            what = "slice" if task.index >= 0 else "file"
+            stats.warnings[0] = ParseWarning(
+                task.candidate.display,
+                "worker-died",
+                f"the worker process parsing this {what} died (killed, out of memory, or a "
+                "crash), again when it was parsed alone: not parsed",
+            )
+        else:
+            self.completed += 1
+        return Done(task, stats)
+
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: at the end, or (``abort``) on Ctrl-C, TERM or an error: the
+        queued files are dropped and the running ones stopped, not parsed to the end."""
+        if self.pool is not None:
+            if abort:
+                _terminate(self.pool)
+            _shutdown(self.pool)
+            self.pool = None
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
+
+
+def _shutdown(pool: cf.ProcessPoolExecutor) -> None:
+    """Shut a pool down, dropping the tasks not started. Python 3.11's pool may close its
+    wake-up pipe under ``shutdown`` as it breaks: then the second call finds it closed
+    and only waits for the pool's thread."""
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    except OSError:
+        with contextlib.suppress(OSError):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now (Python 3.14 has ``terminate_workers``; before it, the
+    processes are the executor's ``_processes``)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+_HINT: Final = (
+    "run again with --workers 1 (parses in this process, no worker) or with --debug, "
+    "and report the problem"
+)

@@ -1,0 +1,260 @@
+"""The worker side of a parse run: one file (or one slice of a big log) hashed and parsed
+into spool parts, and the worker processes that do it.
+
+Workers fork from a server that has imported ``WORKER_PRELOAD`` once (spawn on macOS);
+each tells the parent through a queue which task it starts, and its progress every
+``PROGRESS_EVERY`` records. The server starts with Python's safe path (no current folder
+on ``sys.path``), so it imports irkit from where this process did, whatever folder the
+run starts in. A worker that dies is a ``worker-died`` warning for its file (``died``;
+``irkit.ingest.pool`` decides which file killed it), never the end of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from irkit.ingest.discovery import Candidate, sha256_file
+from irkit.ingest.options import ParseOptions
+from irkit.ingest.slices import plan_slices
+from irkit.model import FileStats, ParseWarning
+from irkit.sources import by_name
+from irkit.sources.base import ParseContext
+from irkit.sources.evtx.chunks import FILE_HEADER_SIZE
+from irkit.store.spool import SpoolWriter, park
+
+#: Imported once by the fork server, so each worker starts with the parsers loaded: the
+#: module the workers run (``parse_file``, ``init_worker``) and the parsers' own.
+WORKER_PRELOAD: Final = ("irkit.ingest.worker", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
+PROGRESS_EVERY: Final = 5_000
+
+
+# Per worker process: where progress goes.
+_PROGRESS_QUEUE: Any = None
+
+
+def init_worker(queue: Any) -> None:
+    """Run by each worker process as it starts: where its progress goes."""
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = queue
+
+
+class _CountingSink(SpoolWriter):
+    """A spool writer that also reports progress every few thousand records."""
+
+    def __init__(
+        self,
+        directory: Path,
+        stem: str,
+        batch: int,
+        report: Callable[[int], None],
+        constants: tuple[str, str, str],
+    ):
+        super().__init__(directory, stem, batch, constants)
+        self._report = report
+        self._unreported = 0
+
+    def _count(self, count: int) -> None:
+        self._unreported += count
+        if self._unreported >= PROGRESS_EVERY:
+            self._report(self._unreported)
+            self._unreported = 0
+
+    def add(self, row: Any) -> None:
+        super().add(row)
+        self._count(1)
+
+    def grown(self, count: int) -> None:
+        super().grown(count)
+        self._count(count)
+
+    def finish(self) -> None:
+        # The remainder (< PROGRESS_EVERY) is counted by the parent from the file's stats:
+        # one message less per file, which matters across thousands of small logs.
+        self.close()
+
+
+def parse_file(
+    candidate: Candidate,
+    spool_dir: str,
+    already: frozenset[str],
+    options: ParseOptions,
+    report: Callable[[int], None] | None = None,
+    span: tuple[int, int] | None = None,
+    sha256: str = "",
+    *,
+    task: int = -1,
+    recover: str = "",
+) -> FileStats:
+    """Hash and parse one file (or one slice of chunks) into spool parts.
+
+    Never raises for bad evidence: problems are warnings in the returned stats. A slice
+    (``span``, first and last chunk) comes with the file's ``sha256``, hashed once by the
+    parent. ``task`` names the work in the progress messages of a worker process.
+    ``recover``: the record ids of a damaged EVTX log already in the case (``ranges``
+    text): only the records python-evtx adds to them are parsed.
+    """
+    started = time.perf_counter()
+    stats = FileStats(path=candidate.display, kind=candidate.kind)
+    parked = report is None and _PROGRESS_QUEUE is not None  # in a worker process
+    if report is None:
+        queue = _PROGRESS_QUEUE
+        if queue is not None:
+            queue.put((task, 0))  # started: if this process dies now, this task killed it
+            report = lambda n: queue.put((task, n))  # noqa: E731
+        else:
+            report = _no_report
+    try:
+        if sha256:
+            stats.sha256, stats.size = sha256, candidate.size
+        else:
+            stats.sha256, stats.size = sha256_file(candidate.path)
+    except FileNotFoundError:
+        stats.status = "failed"
+        stats.warnings.append(
+            ParseWarning(candidate.display, "vanished", "file disappeared mid-run")
+        )
+        return stats
+    except OSError as exc:
+        stats.status = "failed"
+        stats.warnings.append(
+            ParseWarning(candidate.display, "unreadable", exc.strerror or str(exc))
+        )
+        return stats
+    if stats.sha256 in already and not recover:
+        stats.status = "already"
+        return stats
+    stem = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}"
+    constants = (candidate.kind, candidate.display, stats.sha256)
+    sink = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
+    sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
+    opts = {"evtx_engine": options.evtx_engine, "recover": "1" if options.recover else ""}
+    if span is not None:
+        opts["chunks"] = f"{span[0]}:{span[1]}"
+    ctx = ParseContext(
+        candidate.path,
+        candidate.display,
+        stats.sha256,
+        stats,
+        opts,
+        collected_at=candidate.collected_at,
+    )
+    try:
+        if recover:
+            from irkit.sources.evtx.source import EvtxSource
+
+            stats.engine = "python-evtx"
+            EvtxSource().recover(ctx, sink, set(ids_of(recover)))
+        else:
+            by_name(candidate.kind).parse(ctx, sink)
+        sink.finish()
+    except Exception as exc:  # one bad file must never end the run
+        sink.discard()
+        stats.status = "failed"
+        stats.records = 0
+        kind = "vanished" if isinstance(exc, FileNotFoundError) else "parser-error"
+        stats.warnings.append(ParseWarning(candidate.display, kind, f"{type(exc).__name__}: {exc}"))
+    else:
+        stats.spool = sink.parts
+        stats.tables = sink.tables
+        if stats.tables and parked:  # a few bytes back to the parent, not the rows
+            stats.spool = [park(stats.tables, Path(spool_dir), stem)]
+            stats.tables = []
+        if (
+            stats.records == 0
+            and stats.status == "ok"
+            and candidate.kind == "evtx"  # a text log may hold only timeless lines
+            and candidate.size > FILE_HEADER_SIZE
+            and not span
+            and not recover
+        ):
+            stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
+            stats.status = "partial"
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _no_report(count: int) -> None:
+    """Progress nobody watches."""
+
+
+def ranges_text(ranges: Sequence[tuple[int, int]]) -> str:
+    """Record-id ranges as compact text for a worker: ``1:200,205:300``."""
+    return ",".join(f"{lo}:{hi}" for lo, hi in ranges)
+
+
+def ids_of(text: str) -> Iterator[int]:
+    """Every id of :func:`ranges_text`'s ranges."""
+    for item in text.split(","):
+        if item:
+            lo, _, hi = item.partition(":")
+            yield from range(int(lo), int(hi) + 1)
+
+
+def died(candidate: Candidate, exc: BaseException) -> FileStats:
+    """The stats of a file (or slice) whose worker died: failed, with a warning."""
+    stats = FileStats(path=candidate.display, kind=candidate.kind)
+    stats.status = "failed"
+    stats.warnings.append(
+        ParseWarning(candidate.display, "worker-died", f"{type(exc).__name__}: {exc}")
+    )
+    return stats
+
+
+@contextlib.contextmanager
+def safe_path() -> Iterator[None]:
+    """Python processes started meanwhile (the fork server, spawned workers) put no
+    current folder on ``sys.path`` (``PYTHONSAFEPATH``): a folder named ``irkit`` (a
+    clone of the repository, say) where the run starts must not become the ``irkit``
+    they import. They import it as this process did (its ``sys.path`` never held the
+    current folder when started as ``irkit``)."""
+    before = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = before
+
+
+def worker_context() -> Any:
+    """The multiprocessing context of the workers: they fork from a server that has
+    imported the parsers once (spawn on macOS), and the main script too when there is
+    one, so a worker does not run it again as it starts."""
+    context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
+    if sys.platform != "darwin":
+        preload = list(WORKER_PRELOAD)
+        main = getattr(sys.modules.get("__main__"), "__file__", None)
+        if isinstance(main, str) and Path(main).is_file():
+            preload.insert(0, "__main__")
+        context.set_forkserver_preload(preload)
+    return context
+
+
+def ensure_server() -> None:
+    """Start the fork server (with its resource tracker) under :func:`safe_path`."""
+    if sys.platform == "darwin":
+        return
+    from multiprocessing import forkserver
+
+    worker_context()
+    with safe_path():
+        forkserver.ensure_running()
+
+
+def start_worker_server(candidates: Sequence[Candidate], options: ParseOptions) -> None:
+    """Start the fork server now, so its imports overlap opening the case and hashing."""
+    if options.worker_count(len(candidates) or 1) < 2:
+        return
+    if len(candidates) < 2 and not any(plan_slices(c, options) for c in candidates):
+        return
+    ensure_server()

@@ -1,0 +1,212 @@
+"""A case directory: events in Parquet files, everything else in one DuckDB store.
+
+``Case`` is the one class users open; it is made of parts, one module each:
+``irkit.store.registry`` (evidence, event parts, the ``events`` and ``timeline`` views),
+``irkit.store.findings`` and ``irkit.store.runs`` (runs, warnings, collections), over the
+tables of ``irkit.store.schema``. Opening a case creates its tables and removes what a
+dead run left. The same Parquet files can be read unchanged by Spark, Trino or pandas.
+
+Readers and writers share a case (``irkit.store.lock``): one writer at a time holds the
+case's write lock; DuckDB lets no other process open the store file while a writer has
+it open, so a parse opens it only for each transaction (``session``), and a reader
+copies the small store file (the events are Parquet parts outside it) and reads the
+copy: it sees what was registered when it opened, and holds the file for milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Final
+
+from irkit.errors import CaseError
+from irkit.store.findings import FindingsStore
+from irkit.store.lock import WriteLock
+from irkit.store.registry import EvidenceRegistry
+from irkit.store.runs import RunLog
+from irkit.store.schema import DDL, SCHEMA_VERSION, STORE_NAME
+
+if TYPE_CHECKING:
+    import duckdb
+
+#: How long opening the store waits in silence for another process to let go of it,
+#: before the wait notice (if any) is called.
+NOTICE_AFTER: Final = 1.0
+
+_HOLDER: Final = re.compile(r"\(PID (\d+)\)")
+
+_wait_notice: Callable[[str], None] | None = None
+
+
+def on_wait(notice: Callable[[str], None] | None) -> None:
+    """Who is told, in one line, that opening a case waits for another process (the
+    command line says it on stderr; the library never prints)."""
+    global _wait_notice
+    _wait_notice = notice
+
+
+def _connect(store: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the store; while another process holds it (a writer's transaction, a reader
+    copying it), wait for it: never fail on the lock."""
+    import duckdb
+
+    delay, waited, told = 0.01, 0.0, False
+    while True:
+        try:
+            return duckdb.connect(str(store), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise CaseError(f"cannot open the case store {store}: {exc}") from exc
+            if not told and waited >= NOTICE_AFTER and _wait_notice is not None:
+                found = _HOLDER.search(str(exc))
+                holder = f"process {found.group(1)}" if found else "another process"
+                _wait_notice(
+                    f"waiting for {holder} to release the case store {store} (Ctrl-C to stop)"
+                )
+                told = True
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.25)
+        except duckdb.Error as exc:
+            raise CaseError(
+                f"cannot open the case store {store}: {exc}",
+                hint="another irkit may be writing this case; wait for it to finish",
+            ) from exc
+
+
+class Case(EvidenceRegistry, FindingsStore, RunLog):
+    """An open case; use as a context manager so the store is always closed.
+
+    Writable: takes the case's write lock (or uses ``lock``, held by the caller for a
+    whole run). Read-only: a snapshot of the store, taken when opened.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        create: bool = False,
+        read_only: bool = False,
+        lock: WriteLock | None = None,
+    ) -> None:
+        self.root = root
+        self._own_lock: WriteLock | None = None
+        self._snapshot: Path | None = None
+        self.store = store = root / STORE_NAME
+        if not store.exists():
+            if not create or read_only:
+                raise CaseError(
+                    f"{root} is not an irkit case (no {STORE_NAME})",
+                    hint="create one with: irkit parse EVIDENCE --case DIR",
+                )
+            if root.exists() and not root.is_dir():
+                raise CaseError(f"{root} exists and is not a directory")
+            root.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            self.db = self._open_snapshot(store)
+        else:
+            if lock is None:
+                self._own_lock = lock = WriteLock(root)
+            try:
+                self.db = _connect(store, read_only=False)
+            except BaseException:
+                self._release_lock()
+                raise
+        self._settings()
+        if not read_only:
+            for statement in DDL:
+                self.db.execute(statement)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            self.events_dir.mkdir(exist_ok=True)
+            self._clean_incomplete()
+        self._refresh_view()
+
+    def _settings(self) -> None:
+        self.db.execute("SET TimeZone = 'UTC'")
+        # Bounded memory whatever the evidence size: DuckDB spills to disk past this.
+        self.db.execute(f"SET memory_limit = '{os.environ.get('IRKIT_DB_MEMORY', '256MB')}'")
+        self.db.execute("SET preserve_insertion_order = false")
+
+    def _open_snapshot(self, store: Path) -> duckdb.DuckDBPyConnection:
+        """Copy the store (and its write-ahead log) while holding it read-only, so no
+        writer is mid-transaction, and read the copy: a writer waits milliseconds, not
+        for the whole read."""
+        live = _connect(store, read_only=True)
+        folder = Path(tempfile.mkdtemp(prefix="irkit-case-"))
+        try:
+            shutil.copyfile(store, folder / STORE_NAME)
+            wal = store.with_name(f"{STORE_NAME}.wal")
+            if wal.exists():
+                shutil.copyfile(wal, folder / f"{STORE_NAME}.wal")
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise CaseError(
+                f"cannot copy the case store {store} to read it: {exc.strerror or exc}",
+                hint="irkit reads a copy of the (small) store: free space in the temporary "
+                "folder or point TMPDIR elsewhere",
+            ) from exc
+        finally:
+            live.close()
+        self._snapshot = folder
+        try:
+            return _connect(folder / STORE_NAME, read_only=True)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def pause(self) -> None:
+        """Close the store file and keep the write lock: readers may open the case until
+        :meth:`resume`. Nothing may touch ``db`` meanwhile."""
+        self.db.close()
+
+    def resume(self) -> None:
+        """Open the store again after :meth:`pause` (waiting for a reader's copy), for
+        the run's own statements: the ``events`` and ``timeline`` views are not made
+        (over thousands of parts they cost more than a batch's transaction)."""
+        self.db = _connect(self.store, read_only=False)
+        self._settings()
+        self.views = False
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Case]:
+        """The store open for the body, closed after it (the case paused outside)."""
+        self.resume()
+        try:
+            yield self
+        finally:
+            self.pause()
+
+    def __enter__(self) -> Case:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store (and release the write lock this case took)."""
+        try:
+            self.db.close()
+        finally:
+            if self._snapshot is not None:
+                shutil.rmtree(self._snapshot, ignore_errors=True)
+                self._snapshot = None
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._own_lock is not None:
+            self._own_lock.release()
+            self._own_lock = None

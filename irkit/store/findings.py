@@ -1,0 +1,70 @@
+"""Findings in the case: the detectors' results, stored once each (by uid).
+
+``FindingsStore`` is the part of ``Case`` that adds and counts them; the findings table is
+in ``irkit.store.schema``, and the ``timeline`` view shows them next to their events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from irkit.model import Finding
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+class FindingsStore:
+    """The findings of a case."""
+
+    db: duckdb.DuckDBPyConnection
+
+    def add_findings(self, findings: Sequence[Finding], run_id: str) -> int:
+        """Store findings; one already in the case (same uid) is kept as it was."""
+        if not findings:
+            return 0
+        import pyarrow as pa
+
+        before = self.count_findings()
+        table = pa.table(
+            {
+                "uid": [f.uid for f in findings],
+                "ts": pa.array([f.ts for f in findings], pa.string()),
+                "last_seen": pa.array([f.last_seen or f.ts for f in findings], pa.string()),
+                "count": pa.array([f.count for f in findings], pa.int64()),
+                "severity": [str(f.severity) for f in findings],
+                "detector": [f.detector for f in findings],
+                "rule": [f.rule for f in findings],
+                "title": [f.title for f in findings],
+                "description": [f.description for f in findings],
+                "attack": pa.array([list(f.attack) for f in findings], pa.list_(pa.string())),
+                "event_uid": [f.event_uid for f in findings],
+                "event_uids": pa.array(
+                    [
+                        list(f.event_uids or ((f.event_uid,) if f.event_uid else ()))
+                        for f in findings
+                    ],
+                    pa.list_(pa.string()),
+                ),
+                "source": [f.source for f in findings],
+                "host": [f.host for f in findings],
+                "evidence": [f.evidence for f in findings],
+                "record": [f.record for f in findings],
+                "excerpt": [f.excerpt for f in findings],
+                "details": [json.dumps(f.details, sort_keys=True) for f in findings],
+                "run_id": [run_id] * len(findings),
+            }
+        )
+        self.db.register("_irkit_findings", table)
+        self.db.execute(
+            "INSERT OR IGNORE INTO findings SELECT * REPLACE "
+            "(ts::TIMESTAMPTZ AS ts, last_seen::TIMESTAMPTZ AS last_seen) FROM _irkit_findings"
+        )
+        self.db.unregister("_irkit_findings")
+        return self.count_findings() - before
+
+    def count_findings(self) -> int:
+        """Number of findings in the store."""
+        return int(self.db.execute("SELECT count(*) FROM findings").fetchall()[0][0])

@@ -1,0 +1,353 @@
+"""The case's events: Parquet parts registered with their evidence rows.
+
+Parser workers write the events as Parquet parts (uid, UTC timestamps and all); the
+parent only moves finished parts into ``events/`` and registers them, with their
+evidence rows, in one transaction. ``events`` is a view over the registered parts, so a
+part becomes visible exactly when its evidence is recorded, and a run that dies leaves
+nothing half-visible: unregistered files are removed the next time the case is opened.
+This module owns that registry (``EvidenceRegistry``, a part of ``Case``): the parts and
+evidence tables, the ``events`` and ``timeline`` views, ingest and the paths seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irkit.model import FileStats
+from irkit.store.schema import EMPTY_EVENTS, EVENTS_DIR, FINDING_ROWS, sql_list
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+class EvidenceRegistry:
+    """The evidence and its events in a case: parts, evidence rows and the views."""
+
+    root: Path
+    db: duckdb.DuckDBPyConnection
+    #: Whether the connection has the ``events`` and ``timeline`` views (kept up to date).
+    views: bool = True
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where parser workers leave their Parquet parts until the store takes them."""
+        return self.root / "spool"
+
+    @property
+    def events_dir(self) -> Path:
+        """Where the registered event parts live."""
+        return self.root / EVENTS_DIR
+
+    def _parts(self) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT file FROM parts ORDER BY file").fetchall()
+        return [row[0] for row in rows]
+
+    def _refresh_view(self) -> None:
+        """``events``: a view over every registered part (none: an empty, typed view)."""
+        if not self.views:
+            return
+        files = [str(self.events_dir / name) for name in self._parts()]
+        body = f"SELECT * FROM read_parquet({sql_list(files)})" if files else EMPTY_EVENTS
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW events AS {body}")
+        has_findings = self.db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'"
+        ).fetchall()[0][0]
+        findings = f" UNION ALL BY NAME {FINDING_ROWS}" if has_findings else ""
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW timeline AS SELECT * FROM events{findings}")
+
+    def _clean_incomplete(self) -> None:
+        """Undo what a dead run left: slices of an unfinished big file, unregistered parts."""
+        for (sha256,) in self.db.execute("SELECT sha256 FROM ingesting").fetchall():
+            for (name,) in self.db.execute(
+                "SELECT file FROM parts WHERE sha256 = ?", [sha256]
+            ).fetchall():
+                (self.events_dir / name).unlink(missing_ok=True)
+            self.db.execute("DELETE FROM parts WHERE sha256 = ?", [sha256])
+            self.db.execute("DELETE FROM ingesting WHERE sha256 = ?", [sha256])
+        registered = set(self._parts())
+        for path in self.events_dir.glob("*.parquet"):
+            if path.name not in registered:
+                path.unlink(missing_ok=True)
+
+    def parsed_evidence(self) -> set[str]:
+        """sha256 of every evidence file whose events are fully in the store."""
+        rows = self.db.execute("SELECT sha256 FROM evidence WHERE status <> 'failed'").fetchall()
+        return {row[0] for row in rows}
+
+    def _take(self, batch: Sequence[FileStats]) -> list[tuple[str, str, int]]:
+        """Move the files' parts into events/; small files' tables (in memory, or parked
+        by a worker) become one shared part (thousands of small logs must not become
+        thousands of Parquet files)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from irkit.store.spool import PARKED, unpark
+
+        taken = []
+        small: list[tuple[FileStats, list[Any]]] = []
+        for stats in batch:
+            tables = list(stats.tables)
+            tables += [unpark(part) for part in stats.spool if part.endswith(PARKED)]
+            if tables:
+                small.append((stats, tables))
+        if small:
+            table = pa.concat_tables([t for _, tables in small for t in tables]).combine_chunks()
+            name = f"batch-{uuid.uuid4().hex}.parquet"
+            pq.write_table(table, self.events_dir / name, compression="snappy")
+            taken += [(name, st.sha256, sum(t.num_rows for t in tables)) for st, tables in small]
+        for stats in batch:
+            for part in stats.spool:
+                source = Path(part)
+                if part.endswith(PARKED):
+                    source.unlink(missing_ok=True)
+                    continue
+                rows = pq.ParquetFile(source).metadata.num_rows
+                source.replace(self.events_dir / source.name)
+                taken.append((source.name, stats.sha256, rows))
+            stats.tables, stats.spool = [], []
+        return taken
+
+    def _register(self, taken: list[tuple[str, str, int]]) -> None:
+        if taken:
+            import pyarrow as pa
+
+            table = pa.table(
+                {
+                    "file": [t[0] for t in taken],
+                    "sha256": [t[1] for t in taken],
+                    "rows": pa.array([t[2] for t in taken], pa.int64()),
+                }
+            )
+            self.db.register("_irkit_parts", table)
+            self.db.execute("INSERT INTO parts SELECT * FROM _irkit_parts")
+            self.db.unregister("_irkit_parts")
+
+    def ingest(
+        self, batch: Sequence[FileStats], run_id: str, recovered: Mapping[str, int] | None = None
+    ) -> int:
+        """Register parsed files' parts and evidence rows in one transaction; returns rows.
+
+        A file's events and its evidence row commit together, so a crash leaves either
+        both or neither: a file is never half in the case. ``recovered``: the damaged
+        logs of the batch read with ``--recover`` (sha256 → records python-evtx added).
+        """
+        if not batch:
+            return 0
+        import pyarrow as pa
+
+        for stats in batch:
+            if stats.sliced:
+                self._unique_records(stats)
+        taken = self._take(batch)
+        now = dt.datetime.now(dt.UTC)
+        db = self.db
+        db.execute("BEGIN TRANSACTION")
+        try:
+            self._register(taken)
+            evidence = pa.table(
+                {
+                    "sha256": [st.sha256 for st in batch],
+                    "path": [st.path for st in batch],
+                    "size": pa.array([st.size for st in batch], pa.int64()),
+                    "kind": [st.kind for st in batch],
+                    "engine": [st.engine for st in batch],
+                    "status": [st.status for st in batch],
+                    "records": pa.array([st.records for st in batch], pa.int64()),
+                    "skipped_chunks": pa.array([st.skipped_chunks for st in batch], pa.int64()),
+                    "skipped_records": pa.array([st.skipped_records for st in batch], pa.int64()),
+                    "warnings": pa.array([len(st.warnings) for st in batch], pa.int64()),
+                    "run_id": [run_id] * len(batch),
+                    "parsed_at": pa.array([now] * len(batch), pa.timestamp("us", tz="UTC")),
+                }
+            )
+            db.register("_irkit_evidence", evidence)
+            db.execute("INSERT OR REPLACE INTO evidence SELECT * FROM _irkit_evidence")
+            db.unregister("_irkit_evidence")
+            for stats in batch:
+                if recovered and stats.sha256 in recovered:
+                    self._mark_recovered(stats.sha256, recovered[stats.sha256], run_id, now)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._refresh_view()
+        return sum(stats.records for stats in batch)
+
+    def _unique_records(self, stats: FileStats) -> None:
+        """A file parsed as slices may repeat a record id across slices: key repeats apart.
+
+        Within one slice the parser keys a repeat ``<id>#<n>``; across slices only the
+        store sees them all. The slices' record-id ranges say whether any repeat is
+        possible, and only the slices sharing ids are read back and rewritten. Repeats
+        are numbered by content, so the keys do not depend on which slice finished first.
+        """
+        from irkit.store.spool import slices_sharing_ids
+
+        if len(stats.spool) < 2:
+            return
+        if stats.slice_spool and len(stats.record_ranges) == len(stats.slice_spool):
+            involved = [
+                part
+                for index in sorted(slices_sharing_ids(stats.record_ranges))
+                for part in stats.slice_spool[index]
+            ]
+        else:  # ranges unknown: every part may hold repeats
+            involved = list(stats.spool)
+        if len(involved) < 2:
+            return
+        files = sql_list(involved)
+        repeats = self.db.execute(
+            f"""SELECT count(*) FROM (SELECT record FROM read_parquet({files})
+                GROUP BY record HAVING count(*) > 1)"""
+        ).fetchone()
+        if not repeats or not repeats[0]:
+            return
+        fixed = Path(involved[0]).with_name(
+            f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}-unique.parquet"
+        )
+        target = str(fixed).replace("'", "''")
+        # Only the repeated records are numbered (a small set); every row is copied once.
+        self.db.execute(
+            f"""COPY (
+                WITH src AS NOT MATERIALIZED (
+                    SELECT * FROM read_parquet({files}, filename = true, file_row_number = true)
+                ),
+                repeated AS (SELECT record FROM src GROUP BY record HAVING count(*) > 1),
+                numbered AS (
+                    SELECT filename AS f, file_row_number AS r, row_number() OVER (
+                        PARTITION BY record ORDER BY ts, md5(message), md5(fields)) AS n
+                    FROM src WHERE record IN (SELECT record FROM repeated)
+                )
+                SELECT src.* EXCLUDE (filename, file_row_number) REPLACE (
+                    CASE WHEN n > 1 THEN src.record || '#x' || n ELSE src.record END AS record,
+                    CASE WHEN n > 1 THEN md5(src.evidence_sha256 || '|' || src.record || '#x'
+                                             || n || '|' || src.ts_desc)
+                         ELSE src.uid END AS uid)
+                FROM src LEFT JOIN numbered
+                  ON src.filename = numbered.f AND src.file_row_number = numbered.r
+            ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)"""
+        )
+        for name in involved:
+            Path(name).unlink(missing_ok=True)
+        rewritten = set(involved)
+        stats.spool = [part for part in stats.spool if part not in rewritten] + [str(fixed)]
+
+    def _mark_recovered(self, sha256: str, records: int, run_id: str, now: dt.datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO recovered VALUES (?, ?, ?, ?)", [sha256, records, run_id, now]
+        )
+
+    def unrecovered(self, damage: Iterable[str]) -> set[str]:
+        """sha256 of the damaged EVTX logs the fast engine read into the case without
+        ``--recover``: their runs warned of damage (one of the ``damage`` kinds)."""
+        rows = self.db.execute(
+            """SELECT DISTINCT e.sha256 FROM evidence e
+               JOIN warnings w ON w.run_id = e.run_id AND w.path = e.path
+               WHERE e.kind = 'evtx' AND e.engine = 'evtx' AND e.status <> 'failed'
+                 AND list_contains(?::VARCHAR[], w.kind)
+                 AND e.sha256 NOT IN (SELECT sha256 FROM recovered)""",
+            [sorted(damage)],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def record_ids(self, sha256: str) -> list[tuple[int, int]]:
+        """The EVTX record ids of one evidence file's events, as (first, last) ranges
+        (a repeat's key ``<id>#<n>`` counts as its id)."""
+        files = [
+            str(self.events_dir / row[0])
+            for row in self.db.execute(
+                "SELECT DISTINCT file FROM parts WHERE sha256 = ? ORDER BY file", [sha256]
+            ).fetchall()
+        ]
+        if not files:
+            return []
+        rows = self.db.execute(
+            f"""SELECT DISTINCT TRY_CAST(split_part(record, '#', 1) AS BIGINT) AS n
+                FROM read_parquet({sql_list(files)})
+                WHERE evidence_sha256 = ? AND n IS NOT NULL ORDER BY n""",
+            [sha256],
+        ).fetchall()
+        ranges: list[tuple[int, int]] = []
+        for (number,) in rows:
+            if ranges and number == ranges[-1][1] + 1:
+                ranges[-1] = (ranges[-1][0], number)
+            else:
+                ranges.append((number, number))
+        return ranges
+
+    def add_recovered(self, stats: FileStats, run_id: str) -> int:
+        """Register the records python-evtx alone read in a damaged log already in the
+        case (``stats``: the recovery pass), and mark the log recovered, in one
+        transaction; returns the rows added."""
+        taken = self._take([stats])
+        now = dt.datetime.now(dt.UTC)
+        db = self.db
+        db.execute("BEGIN TRANSACTION")
+        try:
+            self._register(taken)
+            db.execute(
+                "UPDATE evidence SET records = records + ?, warnings = warnings + ? "
+                "WHERE sha256 = ?",
+                [stats.records, len(stats.warnings), stats.sha256],
+            )
+            self._mark_recovered(stats.sha256, stats.records, run_id, now)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._refresh_view()
+        return stats.records
+
+    def record_paths(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Remember every path each evidence file was seen at (copies share one sha256)."""
+        import pyarrow as pa
+
+        listed = sorted(set(pairs))
+        if not listed:
+            return
+        table = pa.table({"sha256": [p[0] for p in listed], "path": [p[1] for p in listed]})
+        self.db.register("_irkit_paths", table)
+        self.db.execute("INSERT OR IGNORE INTO evidence_paths SELECT * FROM _irkit_paths")
+        self.db.unregister("_irkit_paths")
+
+    def count(self) -> int:
+        """Number of events in the store."""
+        row = self.db.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def add_events(self, parts: Sequence[Path], label: str) -> int:
+        """Store events spooled as Parquet ``parts`` (any sources), keeping only uids the
+        case does not hold yet; returns the rows added. The parts are removed."""
+        if not parts:
+            return 0
+        files = sql_list([str(p) for p in parts])
+        name = f"{label}-{uuid.uuid4().hex}.parquet"
+        target = str(self.events_dir / name).replace("'", "''")
+        self.db.execute(
+            f"""COPY (
+                SELECT * FROM read_parquet({files})
+                WHERE uid NOT IN (SELECT uid FROM events)
+                QUALIFY row_number() OVER (PARTITION BY uid ORDER BY record) = 1
+            ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)"""
+        )
+        rows = int(
+            self.db.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
+        )
+        if rows:
+            self.db.execute("BEGIN TRANSACTION")
+            try:
+                self._register([(name, label, rows)])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        else:
+            (self.events_dir / name).unlink(missing_ok=True)
+        for part in parts:
+            Path(part).unlink(missing_ok=True)
+        self._refresh_view()
+        return rows

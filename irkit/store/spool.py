@@ -1,0 +1,240 @@
+"""How a parser worker hands events to the store with bounded memory.
+
+Rows become Arrow tables in the final event schema (uid and UTC timestamps included),
+built here, in the worker. A file with fewer rows than one batch stays an Arrow table
+(parked in an Arrow IPC file by a worker process, ``park``), which the store writes with
+other small files' as one part; a bigger file, or a slice of one, is written as Parquet
+parts of ``batch`` rows each, which the store then only moves into place. The per-file
+columns (source, evidence, its sha256) are filled in with Arrow, not once per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Final
+
+from irkit.model import EVENT_COLUMNS, ROW_COLUMNS
+from irkit.sources.base import Row
+from irkit.speedups import speedups
+
+DEFAULT_BATCH: Final = 10_000
+#: A small file's rows parked by a worker process as one Arrow IPC file, so that only a
+#: few bytes travel back to the parent (a worker killed while sending a big result would
+#: leave the process pool waiting for the rest of it forever).
+PARKED: Final = "-small.arrow"
+
+
+def park(tables: list[Any], directory: Path, stem: str) -> str:
+    """Write a small file's tables as one Arrow IPC file; returns its path."""
+    import pyarrow as pa
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}{PARKED}"
+    with pa.OSFile(str(path), "wb") as out, pa.ipc.new_file(out, tables[0].schema) as writer:
+        for table in tables:
+            writer.write_table(table)
+    return str(path)
+
+
+def unpark(path: str) -> Any:
+    """The table :func:`park` wrote."""
+    import pyarrow as pa
+
+    with pa.memory_map(path, "r") as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def uid(sha256: str, record: str, ts_desc: str) -> str:
+    """The stable id of an event: md5 of evidence sha256, record and ts_desc, in hex."""
+    return hashlib.md5(f"{sha256}|{record}|{ts_desc}".encode(), usedforsecurity=False).hexdigest()
+
+
+def to_timestamps(texts: list[str]) -> Any:
+    """ISO 8601 texts (Z or +00:00, up to 9 fraction digits) as UTC microsecond timestamps."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = pa.timestamp("us", tz="UTC")
+    array = pc.replace_substring_regex(
+        pa.array(texts, pa.string()), pattern=r"(\.\d{6})\d+", replacement=r"\1"
+    )
+    try:
+        return pc.cast(array, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # One odd value must not cost the batch: parse one by one, unparseable as null.
+        import datetime as dt
+
+        values: list[dt.datetime | None] = []
+        for text in array.to_pylist():
+            try:
+                value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                values.append(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+            except (TypeError, ValueError):
+                values.append(None)
+        return pa.array(values, kind)
+
+
+def _constant(value: str | list[str], count: int) -> Any:
+    import pyarrow as pa
+
+    if isinstance(value, list):
+        return pa.array(value, pa.string())
+    return pa.nulls(count, pa.string()).fill_null(value)
+
+
+def build_table(
+    rows: list[Row], source: str, evidence: str | list[str], sha256: str | list[str]
+) -> Any:
+    """Rows as an Arrow table in the event schema.
+
+    ``evidence`` and ``sha256`` are one value for a whole file's rows, or one per row
+    (``irkit hash``: each file is its own evidence).
+    """
+    # One comprehension per column: several times faster than zip(*rows) on big batches.
+    columns = tuple([row[i] for row in rows] for i in range(len(ROW_COLUMNS)))
+    return build_table_columns(columns, source, evidence, sha256)
+
+
+def build_table_columns(
+    columns: tuple[list[Any], ...],
+    source: str,
+    evidence: str | list[str],
+    sha256: str | list[str],
+) -> Any:
+    """:func:`build_table` from the rows' columns (one list per name of ``ROW_COLUMNS``)."""
+    import pyarrow as pa
+
+    by_name = dict(zip(ROW_COLUMNS, columns, strict=True))
+    count = len(columns[0])
+    shas = [sha256] * count if isinstance(sha256, str) else sha256
+    if speedups is not None and isinstance(sha256, str):
+        uids = speedups.uids(sha256, by_name["record"], by_name["ts_desc"])
+    else:
+        uids = [
+            uid(sha, record, desc)
+            for sha, record, desc in zip(shas, by_name["record"], by_name["ts_desc"], strict=True)
+        ]
+    arrays: dict[str, Any] = {
+        "uid": pa.array(uids, pa.string()),
+        "ts": to_timestamps(by_name["ts"]),
+        # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
+        "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
+        "source": pa.nulls(count, pa.string()).fill_null(source),
+        "evidence": _constant(evidence, count),
+        "evidence_sha256": _constant(sha256, count),
+    }
+    for name in ROW_COLUMNS:
+        if name not in arrays:
+            arrays[name] = pa.array(by_name[name], pa.string())
+    return pa.Table.from_arrays([arrays[n] for n in EVENT_COLUMNS], names=list(EVENT_COLUMNS))
+
+
+def _no_rows() -> tuple[list[Any], ...]:
+    return tuple([] for _ in ROW_COLUMNS)
+
+
+class SpoolWriter:
+    """Collects rows, column by column, and writes a Parquet part every ``batch`` rows."""
+
+    def __init__(
+        self,
+        directory: Path,
+        stem: str,
+        batch: int = DEFAULT_BATCH,
+        constants: tuple[str, str, str] = ("", "", ""),
+    ) -> None:
+        self.directory = directory
+        self.stem = stem
+        self.batch = batch
+        self.constants = constants
+        self.columns = _no_rows()
+        self.parts: list[str] = []
+        self.total = 0
+        self.tables: list[Any] = []
+        self.to_disk = False
+
+    @property
+    def pending(self) -> int:
+        """Rows taken and not yet written."""
+        return len(self.columns[0])
+
+    def add(self, row: Row) -> None:
+        """Take one row; flush a part when the batch is full."""
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+        if len(self.columns[0]) >= self.batch:
+            self.flush()
+
+    def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
+        """The pending columns and the room left in this batch, for a producer that
+        appends whole rows to them directly (at most ``room``) and then calls
+        :meth:`grown`: no row tuples to take apart again."""
+        return self.columns, self.batch - self.pending
+
+    def grown(self, count: int) -> None:
+        """``count`` rows were appended to the open columns."""
+        if self.pending >= self.batch:
+            self.flush()
+
+    def _table(self) -> Any:
+        return build_table_columns(self.columns, *self.constants)
+
+    def flush(self) -> None:
+        """Write the pending rows as one Parquet part."""
+        if not self.pending:
+            return
+        import pyarrow.parquet as pq
+
+        table = self._table()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
+        pq.write_table(table, path, compression="snappy")
+        self.parts.append(str(path))
+        self.total += self.pending
+        self.columns = _no_rows()
+
+    def close(self) -> None:
+        """Finish: a small file stays in memory in ``tables``; a big one writes its last part."""
+        if self.parts or self.to_disk:
+            self.flush()
+        elif self.pending:
+            self.tables = [self._table()]
+            self.total += self.pending
+            self.columns = _no_rows()
+
+    def discard(self) -> None:
+        """Remove every part written so far."""
+        for part in self.parts:
+            Path(part).unlink(missing_ok=True)
+        self.parts = []
+        self.columns = _no_rows()
+        self.tables = []
+
+
+def slices_sharing_ids(ranges_by_slice: list[list[tuple[int, int]]]) -> set[int]:
+    """The slices of a file that saw a record id another slice saw too.
+
+    Only these can hold colliding record keys: a repeat inside one slice is already
+    keyed apart by its parser. Ranges are (first, last) record ids, one list per slice.
+    """
+    spans: list[tuple[int, int, int]] = []
+    for index, ranges in enumerate(ranges_by_slice):
+        own: list[tuple[int, int]] = []
+        for lo, hi in sorted(ranges):
+            if own and lo <= own[-1][1]:
+                own[-1] = (own[-1][0], max(own[-1][1], hi))
+            else:
+                own.append((lo, hi))
+        spans.extend((lo, hi, index) for lo, hi in own)
+    spans.sort()
+    involved: set[int] = set()
+    # Sweep: the open spans so far, as (last id, slice), biggest ``last`` kept.
+    open_spans: list[tuple[int, int]] = []
+    for lo, hi, index in spans:
+        open_spans = [(end, owner) for end, owner in open_spans if end >= lo]
+        for _end, owner in open_spans:
+            if owner != index:
+                involved.update((owner, index))
+        open_spans.append((hi, index))
+    return involved
