@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import duckdb
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from irkit.store.hosts import canonical_hosts, host_expression
+
+from .conftest import run_irkit
 
 
 def test_case_and_fqdn_spellings_are_one_host() -> None:
@@ -52,3 +58,35 @@ def test_the_expression_gives_the_mapping_for_any_text(counts: dict[str, int]) -
     db.executemany("INSERT INTO e VALUES (?)", [[h] for h in hosts])
     got = dict(db.execute(f"SELECT host, {host_expression(mapping)} FROM e").fetchall())
     assert got == {h: mapping.get(h, h) for h in hosts}
+
+
+@pytest.mark.corpus
+def test_a_host_spelled_two_ways_is_one_host_everywhere(corpus: Path, tmp_path: Path) -> None:
+    # plaso's System.evtx names one machine WIN-NBRJP24VCHB (307 events) and
+    # WIN-NBRJP24VCHB.internal.greendale.edu (153 events).
+    case = tmp_path / "case"
+    log = corpus / "plaso-evtx" / "test_data" / "evtx" / "System.evtx"
+    assert run_irkit("parse", str(log), "--case", str(case), "-q").returncode == 0
+    rows = [
+        json.loads(line)
+        for line in run_irkit("timeline", str(case), "-f", "jsonl").stdout.splitlines()
+    ]
+    fqdn = "WIN-NBRJP24VCHB.internal.greendale.edu"
+    same = [r for r in rows if r["host"].lower().startswith("win-nbrjp24vchb")]
+    assert {r["host"] for r in same} == {fqdn}
+    assert len(same) == 307 + 153
+    # The event keeps the spelling its log has.
+    spelled = {
+        json.loads(r["fields"])["Computer"] if "fields" in r else r["Computer"] for r in same
+    }
+    assert spelled == {"WIN-NBRJP24VCHB", fqdn}
+    assert run_irkit("scan", str(case), "-q").returncode == 0
+    findings = run_irkit("findings", str(case), "-f", "jsonl").stdout.splitlines()
+    hosts = {json.loads(line)["host"] for line in findings}
+    assert "WIN-NBRJP24VCHB" not in hosts
+    stacked = run_irkit("stack", str(case), "service", "-f", "jsonl").stdout.splitlines()
+    assert all("WIN-NBRJP24VCHB" not in json.loads(line)["hosts"] for line in stacked)
+    # A filter by either spelling finds the host's events.
+    for name in ("win-nbrjp24vchb", fqdn):
+        out = run_irkit("timeline", str(case), "--host", name, "--source", "evtx", "-f", "jsonl")
+        assert len(out.stdout.splitlines()) == 307 + 153

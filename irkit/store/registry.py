@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irkit.model import FileStats
+from irkit.store.hosts import canonical_hosts, host_expression
 from irkit.store.schema import EMPTY_EVENTS, EVENTS_DIR, FINDING_ROWS, sql_list
 
 if TYPE_CHECKING:
@@ -51,13 +52,60 @@ class EvidenceRegistry:
         if not self.views:
             return
         files = [str(self.events_dir / name) for name in self._parts()]
-        body = f"SELECT * FROM read_parquet({sql_list(files)})" if files else EMPTY_EVENTS
+        if files:
+            host = host_expression(self.host_names())
+            body = f"SELECT * REPLACE ({host} AS host) FROM read_parquet({sql_list(files)})"
+            if host == "host":
+                body = f"SELECT * FROM read_parquet({sql_list(files)})"
+        else:
+            body = EMPTY_EVENTS
         self.db.execute(f"CREATE OR REPLACE TEMP VIEW events AS {body}")
         has_findings = self.db.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'findings'"
         ).fetchall()[0][0]
         findings = f" UNION ALL BY NAME {FINDING_ROWS}" if has_findings else ""
         self.db.execute(f"CREATE OR REPLACE TEMP VIEW timeline AS SELECT * FROM events{findings}")
+
+    def host_names(self) -> dict[str, str]:
+        """Each host spelling shown under another name in the ``events`` view → that name
+        (irkit.store.hosts); the parts keep the spelling their evidence has."""
+        counts: dict[str, int] = {}
+        known = self.db.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'part_hosts'"
+        ).fetchall()[0][0]
+        counted = "(SELECT file FROM part_hosts)" if known else "(SELECT NULL)"
+        if known:
+            rows = self.db.execute(
+                """SELECT host, sum(events) FROM part_hosts
+                   WHERE file IN (SELECT file FROM parts) GROUP BY host"""
+            ).fetchall()
+            counts.update((host, int(n)) for host, n in rows)
+        missing = [  # parts of a case made before part_hosts existed: read them here
+            str(self.events_dir / row[0])
+            for row in self.db.execute(
+                f"""SELECT DISTINCT file FROM parts
+                    WHERE file NOT IN {counted} ORDER BY file"""
+            ).fetchall()
+        ]
+        if missing:
+            for host, n in self.db.execute(
+                f"SELECT host, count(*) FROM read_parquet({sql_list(missing)}) GROUP BY host"
+            ).fetchall():
+                counts[host] = counts.get(host, 0) + int(n)
+        return canonical_hosts({h: n for h, n in counts.items() if h})
+
+    def _count_hosts(self, names: Sequence[str]) -> None:
+        """Record how many events of each new part name each host (read once, at
+        registration: only their ``host`` column)."""
+        files = sorted({str(self.events_dir / name) for name in names})
+        if not files:
+            return
+        self.db.execute(
+            f"""INSERT OR REPLACE INTO part_hosts
+                SELECT parse_filename(filename), coalesce(host, ''), count(*)
+                FROM read_parquet({sql_list(files)}, filename = true)
+                GROUP BY ALL"""
+        )
 
     def _clean_incomplete(self) -> None:
         """Undo what a dead run left: slices of an unfinished big file, unregistered parts."""
@@ -125,6 +173,7 @@ class EvidenceRegistry:
             self.db.register("_irkit_parts", table)
             self.db.execute("INSERT INTO parts SELECT * FROM _irkit_parts")
             self.db.unregister("_irkit_parts")
+            self._count_hosts([t[0] for t in taken])
 
     def ingest(
         self, batch: Sequence[FileStats], run_id: str, recovered: Mapping[str, int] | None = None

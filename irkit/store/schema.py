@@ -19,6 +19,11 @@ DDL: Final = (
     """CREATE TABLE IF NOT EXISTS parts (
         file VARCHAR, sha256 VARCHAR, rows BIGINT, PRIMARY KEY (file, sha256)
     )""",
+    # How many events of each part name each host, as spelled: the host identity
+    # (irkit.store.hosts) is worked out from it without reading the parts again.
+    """CREATE TABLE IF NOT EXISTS part_hosts (
+        file VARCHAR, host VARCHAR, events BIGINT, PRIMARY KEY (file, host)
+    )""",
     """CREATE TABLE IF NOT EXISTS evidence (
         sha256 VARCHAR PRIMARY KEY,
         path VARCHAR,
