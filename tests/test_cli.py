@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -16,8 +18,9 @@ from irkit.errors import ExitCode
 from irkit.ingest.discovery import Candidate
 from irkit.ingest.options import ParseOptions
 from irkit.ingest.worker import parse_file
+from irkit.store.case import Case
 
-from .conftest import DIRTY, EVIDENCE, run_irkit
+from .conftest import DATA, DIRTY, EVIDENCE, run_irkit
 
 
 def summary_of(result: object) -> dict[str, object]:
@@ -463,3 +466,209 @@ def test_a_query_cut_by_ctrl_c_is_recognised_as_an_interrupt() -> None:
         assert is_interrupt(wrapped)
     assert not is_interrupt(RuntimeError("Binder Error: column x not found"))
     assert not is_interrupt(IrkitError("SQL failed"))
+
+
+# -- -q names what made a run partial; the --recover hint; progress after the parse ----
+
+
+def bad_ioc_list(folder: Path) -> Path:
+    """An IOC list with one line that is no hash (a ``bad-ioc`` warning) and one hash."""
+    iocs = folder / "iocs.txt"
+    iocs.write_text("not-a-digest;no hash on this line\n" + "0" * 64 + ";nothing has this\n")
+    return iocs
+
+
+def only_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("irkit: partial: "), lines[0]
+    assert lines[0].endswith(" (run without -q for the list)"), lines[0]
+    return lines[0]
+
+
+def test_quiet_partial_triage_names_the_first_file_and_warning(tmp_path: Path) -> None:
+    """-q and exit 3: one line naming the first file and warning kind, from the parse,
+    else the hashing, else the scan (it used to print nothing at all)."""
+    parsed = run_irkit("triage", str(DIRTY), "--case", str(tmp_path / "a"), "--no-scan", "-q")
+    assert parsed.returncode == ExitCode.PARTIAL, parsed.stderr
+    line = only_line(parsed)
+    assert f" warnings in 3 files, first: {DIRTY / 'System2.evtx'}: truncated " in line
+    iocs = bad_ioc_list(tmp_path)
+    hashed = run_irkit(
+        "triage", str(EVIDENCE), "-c", str(tmp_path / "b"), "--ioc", str(iocs), "--no-scan", "-q"
+    )
+    assert hashed.returncode == ExitCode.PARTIAL, hashed.stderr
+    assert f"1 warnings in 1 files, first: {iocs}: bad-ioc " in only_line(hashed)
+    rule = tmp_path / "broken.yml"
+    rule.write_text("title: [not closed\n")
+    scanned = run_irkit(
+        "triage", str(EVIDENCE), "-c", str(tmp_path / "c"), "--sigma", str(rule), "-q"
+    )
+    assert scanned.returncode == ExitCode.PARTIAL, scanned.stderr
+    assert f"first: {rule}: rule-file-error " in only_line(scanned)
+    clean = run_irkit("triage", str(EVIDENCE), "-c", str(tmp_path / "d"), "--no-scan", "-q")
+    assert (clean.returncode, clean.stderr) == (ExitCode.OK, "")
+
+
+def test_quiet_partial_hash_names_the_first_file_and_warning(tmp_path: Path) -> None:
+    iocs = bad_ioc_list(tmp_path)
+    result = run_irkit("hash", str(EVIDENCE), "--ioc", str(iocs), "-o", str(tmp_path / "s"), "-q")
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    assert f"1 warnings in 1 files, first: {iocs}: bad-ioc " in only_line(result)
+
+
+def test_triage_recover_hint_names_the_evidence(tmp_path: Path) -> None:
+    case = tmp_path / "my case"
+    result = run_irkit("triage", str(DIRTY), "--case", str(case), "--no-scan")
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    shown = " ".join(result.stderr.split())  # as printed, whatever the wrapping
+    assert f"`irkit parse {DIRTY} --case '{case}' --recover`" in shown
+    assert "EVIDENCE..." not in shown
+
+
+def big_bodyfile(folder: Path, lines: int) -> Path:
+    """A bodyfile of ``lines`` files (four events each): a long timeline, parsed fast."""
+    folder.mkdir()
+    with (folder / "big.body").open("w") as handle:
+        for i in range(lines):
+            times = "|".join(str(1_600_000_000 + i * 7 + k) for k in range(4))
+            handle.write(
+                f"0|/home/u/file{i:06}.txt|{1000 + i}|r/rrw-r--r--|1000|1000|{i}|{times}\n"
+            )
+    return folder
+
+
+def test_triage_shows_the_export_and_hashing_on_a_terminal_only(tmp_path: Path) -> None:
+    """The timeline export (seconds on a big case) and the hashing had no progress: the
+    terminal stayed blank after the scan. Rows written of the case's count, time left."""
+    from .test_scan_ux import _on_terminal
+
+    evidence = big_bodyfile(tmp_path / "ev", 12_000)
+    code, shown = _on_terminal("triage", str(evidence), "-c", str(tmp_path / "a"), "--no-scan")
+    assert code == ExitCode.OK, shown
+    assert re.search(r"writing timeline\.csv .*\d+/48,008 rows .*left", shown), shown
+    assert "hashing files" in shown
+    assert "timeline: " in shown  # the summary follows
+    code, quiet = _on_terminal("triage", str(evidence), "-c", str(tmp_path / "b"), "-q")
+    assert (code, quiet.strip()) == (ExitCode.OK, "")
+    piped = run_irkit("triage", str(evidence), "-c", str(tmp_path / "c"), "--no-scan")
+    assert "writing timeline.csv" not in piped.stderr and "hashing files" not in piped.stderr
+    assert "timeline: " in piped.stderr
+
+
+def test_hash_shows_its_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    from .test_scan_ux import _on_terminal
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    block = os.urandom(2 << 20)
+    for index in range(48):  # long enough to be drawn; the bar advances file by file
+        (tree / f"f{index:02}.bin").write_bytes(block)
+    code, shown = _on_terminal("hash", str(tree), "-o", str(tmp_path / "sums"))
+    assert code == ExitCode.OK, shown
+    assert re.search(r"hashing files .*MB read", shown), shown
+    piped = run_irkit("hash", str(tree), "-o", str(tmp_path / "sums"))
+    assert "hashing files" not in piped.stderr
+
+
+# -- evidence is named by its absolute path in the case -------------------------------
+
+
+def evidence_paths(case: Path) -> set[str]:
+    """Every path the case names evidence by: evidence rows, their paths, events, warnings."""
+    with Case(case, read_only=True) as store:
+        db = store.db
+        rows = db.execute(
+            "SELECT path FROM evidence UNION SELECT path FROM evidence_paths "
+            "UNION SELECT evidence FROM events UNION SELECT record FROM events "
+            "WHERE source = 'file' UNION SELECT artifact FROM events WHERE source = 'file' "
+            "UNION SELECT path FROM warnings"
+        ).fetchall()
+    return {row[0] for row in rows if row[0]}
+
+
+def test_parse_from_a_relative_path_stores_absolute_paths(tmp_path: Path) -> None:
+    """`irkit parse evidence` run in tests/data stored `evidence/…`: useless to `irkit
+    verify`, YARA over the case's files, or a responder in another folder."""
+    case = tmp_path / "c"
+    result = run_irkit("parse", "evidence", "../data/dirty", "--case", str(case), cwd=DATA)
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    expected = {str(p) for p in (*EVIDENCE.iterdir(), *DIRTY.iterdir())}
+    assert evidence_paths(case) == expected
+    again = run_irkit("parse", str(EVIDENCE), "--case", str(case), "--json")
+    assert summary_of(again)["files_already_in_case"] == 4
+    assert evidence_paths(case) == expected  # the same files, named the same way
+
+
+def test_hash_from_a_relative_path_stores_absolute_paths_and_lists_them_as_typed(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "d"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a\n")
+    (tree / "sub" / "b.txt").write_text("b\n")
+    iocs = tmp_path / "iocs.txt"
+    iocs.write_text(hashlib.sha256(b"a\n").hexdigest() + ";planted\n")
+    args = ("hash", "d", "--case", "c", "-o", "sums", "--bodyfile", "body", "--ioc", "iocs.txt")
+    result = run_irkit(*args, cwd=tmp_path)
+    assert result.returncode == ExitCode.FINDINGS, result.stderr
+    every = {str(tree), str(tree / "a.txt"), str(tree / "sub"), str(tree / "sub" / "b.txt")}
+    assert evidence_paths(tmp_path / "c") == every
+    findings = run_irkit("findings", str(tmp_path / "c"), "-f", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["evidence"] for line in findings] == [str(tree / "a.txt")]
+    # What the responder reads and `sha256sum -c` checks keeps the paths as typed.
+    listed = (tmp_path / "sums").read_text().splitlines()
+    assert [line.split("  ", 1)[1] for line in listed] == ["d/a.txt", "d/sub/b.txt"]
+    body = [line.split("|")[1] for line in (tmp_path / "body").read_text().splitlines()]
+    assert body == ["d", "d/a.txt", "d/sub", "d/sub/b.txt"]
+    again = run_irkit("hash", str(tree), "--case", str(tmp_path / "c"), "--json")
+    assert json.loads(again.stdout)["events_added"] == 0  # the same files, named the same way
+
+
+def test_triage_names_evidence_one_way_however_it_is_typed(tmp_path: Path) -> None:
+    """The same evidence typed relative, then absolute: the case, timeline.csv and
+    findings.csv are the same, byte for byte (the relative run used to name every file
+    `ev/…`, the second run added each file's events again under `/…/ev/…`)."""
+    shutil.copytree(EVIDENCE, tmp_path / "ev")
+    first = run_irkit("triage", "ev", "--case", "c", cwd=tmp_path)
+    assert first.returncode == ExitCode.OK, first.stderr
+    out = tmp_path / "c"
+    before = {name: (out / name).read_bytes() for name in ("timeline.csv", "findings.csv")}
+    assert f",{tmp_path / 'ev' / 'new-user-security.evtx'}," in before["timeline.csv"].decode()
+    assert (out / "hashes.sha256").read_text().split("  ")[1].startswith("ev/")
+    second = run_irkit("triage", str(tmp_path / "ev"), "--case", str(out), "--json")
+    assert second.returncode == ExitCode.OK, second.stderr
+    data = summary_of(second)
+    assert data["events_added"] == 0 and data["hash"]["events_added"] == 0  # type: ignore[index]
+    after = {name: (out / name).read_bytes() for name in ("timeline.csv", "findings.csv")}
+    assert after == before
+
+
+def test_a_collection_typed_relative_is_named_absolute_and_still_checked(tmp_path: Path) -> None:
+    """A collection folder typed relative: its files are named absolute in the case, and
+    one whose sha256 is not the manifest's is still a collection-mismatch warning."""
+    files = tmp_path / "coll" / "files"
+    files.mkdir(parents=True)
+    shutil.copy(EVIDENCE / "new-user-security.evtx", files / "good.evtx")
+    shutil.copy(EVIDENCE / "issue_38.evtx", files / "altered.evtx")
+    good = hashlib.sha256((files / "good.evtx").read_bytes()).hexdigest()
+    when = "2024-05-01T00:00:00Z"
+    manifest = {
+        "format": "irkit-collection",
+        "collection_id": "c-1",
+        "files": [
+            {"stored_path": "files/good.evtx", "collected_utc": when, "sha256": good},
+            {"stored_path": "files/altered.evtx", "collected_utc": when, "sha256": "0" * 64},
+        ],
+    }
+    (tmp_path / "coll" / "manifest.json").write_text(json.dumps(manifest))
+    result = run_irkit("parse", "coll", "--case", "case", "--json", cwd=tmp_path)
+    assert result.returncode == ExitCode.PARTIAL, result.stderr
+    errors = summary_of(result)["errors_by_file"]
+    assert isinstance(errors, dict)
+    altered = str(files / "altered.evtx")
+    assert any(m.startswith("collection-mismatch") for m in errors[altered]), errors
+    assert {str(files / "good.evtx"), altered} <= evidence_paths(tmp_path / "case")
+    with Case(tmp_path / "case", read_only=True) as store:
+        paths = store.db.execute("SELECT path FROM collections").fetchall()
+    assert paths == [(str(tmp_path / "coll"),)]

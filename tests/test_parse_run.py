@@ -308,6 +308,291 @@ def test_sigint_part_way_keeps_what_was_parsed(tmp_path: Path, corpus: Path) -> 
     assert data["files_parsed"] == 305 - len(evidence)
 
 
+# 3b. Ctrl-C at any moment: exit 130, no traceback, no hang, a case that opens.
+
+
+def ignores_sigint(process: psutil.Process) -> bool:
+    """Whether the kernel says ``process`` ignores SIGINT (``SigIgn`` in its status)."""
+    try:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    except FileNotFoundError:  # gone: Ctrl-C (or its pool breaking) killed it
+        return False
+    mask = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("SigIgn:")), 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
+def test_the_fork_server_and_the_workers_ignore_ctrl_c(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, and the parent stops the workers itself.
+    A worker that took it printed a KeyboardInterrupt traceback (and stopped its file);
+    the fork server, hit while it imported the parsers, died with one."""
+    slow_logs(tmp_path / "ev", 4)
+    case = tmp_path / "case"
+    engine = ("--evtx-engine", "python-evtx")  # over a second a file: the workers stay
+    process = start("parse", str(tmp_path / "ev"), "--case", str(case), "-j", "2", *engine)
+    server: list[psutil.Process] = []
+
+    def fork_server() -> bool:
+        for child in psutil.Process(process.pid).children():
+            with contextlib.suppress(psutil.Error):
+                if "forkserver" in " ".join(child.cmdline()):
+                    server.append(child)
+                    return True
+        return False
+
+    wait_for(fork_server, process, "the fork server")
+    server[0].send_signal(signal.SIGINT)  # as early as it can be seen: still importing
+    wait_for(lambda: len(workers_of(process.pid)) == 2, process, "two workers")
+    workers = workers_of(process.pid)
+    assert all(ignores_sigint(p) for p in (server[0], *workers))
+    for worker in workers:
+        worker.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == ExitCode.OK, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert registered(case) == 4
+
+
+#: Case creation in a process of its own, cut short by Ctrl-C at its first line, then its
+#: second, and so on (a KeyboardInterrupt raised where the line starts, as Python raises
+#: it for SIGINT) until one creation gets through; prints how many were cut.
+CREATION_CUT = """
+import gc, sys
+from pathlib import Path
+from irkit.store.case import Case
+
+base = Path(sys.argv[1])
+lines, stop = 0, 0
+
+def trace(frame, event, arg):
+    global lines
+    if event == "call":
+        return trace if "/irkit/store/" in frame.f_code.co_filename else None
+    if event == "line":
+        lines += 1
+        if lines == stop:
+            raise KeyboardInterrupt
+    return trace
+
+while True:
+    lines, stop = 0, stop + 1
+    sys.settrace(trace)
+    try:
+        with Case(base / f"cut{stop:04}", create=True):
+            pass
+    except KeyboardInterrupt:
+        continue
+    finally:
+        sys.settrace(None)
+        gc.collect()
+    break
+print(stop - 1)
+"""
+
+
+def test_case_creation_cut_at_any_line_leaves_no_store_without_tables(tmp_path: Path) -> None:
+    """Ctrl-C in the first second of a parse could leave a store without its tables:
+    `irkit timeline` and `irkit findings` then failed with "internal error: Table with
+    name parts does not exist". The store now appears whole, or not at all."""
+    import re
+
+    import duckdb
+
+    from irkit.store.schema import DDL, STORE_NAME
+
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", " ".join(DDL)))
+
+    result = subprocess.run(
+        [sys.executable, "-c", CREATION_CUT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    cuts = int(result.stdout)
+    assert cuts > 20  # every line of the creation, each cut once
+    stores = 0
+    for number in range(1, cuts + 1):
+        root = tmp_path / f"cut{number:04}"
+        if (root / STORE_NAME).exists():
+            stores += 1
+            db = duckdb.connect(str(root / STORE_NAME), read_only=True)
+            try:
+                found = {
+                    row[0]
+                    for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+                }
+            finally:
+                db.close()
+            assert found >= tables, (number, sorted(tables - found))
+            with Case(root, read_only=True) as store:  # what `irkit timeline` opens
+                assert store.db.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
+        with Case(root, create=True):  # the next run takes the case as it is
+            pass
+    assert 0 < stores < cuts
+
+
+def test_a_store_without_tables_reads_as_an_empty_case(tmp_path: Path) -> None:
+    """A store an older irkit left without its tables (Ctrl-C as it created them)."""
+    import duckdb
+
+    case = tmp_path / "case"
+    case.mkdir()
+    db = duckdb.connect(str(case / "irkit.duckdb"))
+    db.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    db.close()
+    timeline = run_irkit("timeline", str(case), "-f", "jsonl")
+    assert (timeline.returncode, timeline.stdout) == (ExitCode.OK, ""), timeline.stderr
+    assert "0 events matched" in timeline.stderr
+    findings = run_irkit("findings", str(case), "-f", "jsonl")
+    assert findings.returncode == ExitCode.OK, findings.stderr
+    assert run_irkit("parse", str(EVIDENCE), "--case", str(case), "-q").returncode == 0
+    assert registered(case) == 4
+
+
+def run_script(
+    script: str, *args: str, module: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A Python script in a process (and process group) of its own; killed, with its
+    children, if it does not end in ``timeout`` seconds (a hang fails the test).
+    ``module``: the script is written there and run as ``python -m irkit`` runs."""
+    command = [sys.executable, "-c", script, *args]
+    if module is not None:
+        module.write_text(script)
+        command = [sys.executable, "-m", module.stem, *args]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=module.parent if module is not None else None,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"still running {timeout:.0f} s after Ctrl-C: {err[-2000:]}")
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+#: A parse whose parent gets Ctrl-C (a real SIGINT) while it holds the lock of one of its
+#: futures, half-way into ``concurrent.futures.wait``.
+HOLDING_A_LOCK = """
+import os, signal, sys
+from concurrent.futures import _base
+from pathlib import Path
+from irkit.ingest.options import ParseOptions
+from irkit.ingest.parse import parse_evidence
+
+enter = _base._AcquireFutures.__enter__.__code__
+lines = 0
+
+def trace(frame, event, arg):
+    global lines
+    if event == "call":
+        return trace if frame.f_code is enter else None
+    if event == "line":
+        lines += 1
+        if lines == 3:  # the loop's second pass: the first future's lock is held
+            sys.settrace(None)
+            os.kill(os.getpid(), signal.SIGINT)
+    return trace
+
+sys.settrace(trace)
+try:
+    parse_evidence([Path(sys.argv[1])], Path(sys.argv[2]), ParseOptions(workers=2))
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_while_a_future_is_locked_does_not_hang(tmp_path: Path) -> None:
+    """Python raised KeyboardInterrupt wherever the parent was, even inside
+    `concurrent.futures.wait` with a future's lock taken: the pool's thread then waited
+    for that lock for ever, and the parent for the pool (a run that never ended)."""
+    evidence = distinct_logs(tmp_path / "ev", 6)
+    result = run_script(HOLDING_A_LOCK, str(evidence), str(tmp_path / "case"))
+    assert result.stdout.strip() == "interrupted", result.stderr
+    assert "Traceback" not in result.stderr
+
+
+#: A command whose Ctrl-C lands in code Python runs from a string (``exec`` of source:
+#: every dataclass and namedtuple being defined, C extensions' start-up code).
+FROM_A_STRING = """
+import sys
+import rich.console, rich.text  # as on a run's way: the line said then defines nothing
+import typer
+from irkit.cli.common import errors_handled
+
+@errors_handled
+def command(debug: bool = False) -> None:
+    exec("raise KeyboardInterrupt")
+
+try:
+    command()
+except typer.Exit as done:
+    sys.exit(done.exit_code)
+"""
+
+#: A command whose Ctrl-C lands in a weakref callback, where Python cannot raise it.
+IN_A_CALLBACK = """
+import sys, time, weakref
+import typer
+from irkit.cli.common import errors_handled
+
+class Thing:
+    pass
+
+def callback(ref):
+    raise KeyboardInterrupt
+
+@errors_handled
+def command(debug: bool = False) -> None:
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+    time.sleep(0.5)
+    print("went on")
+
+try:
+    command()
+except typer.Exit as done:
+    sys.exit(done.exit_code)
+"""
+
+#: Ctrl-C while the command line itself is imported (before any command runs).
+WHILE_LOADING = """
+import sys
+
+class Cut:
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Cut())
+from irkit.cli import main
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "where"),
+    [(FROM_A_STRING, "exec"), (IN_A_CALLBACK, "callback"), (WHILE_LOADING, "start-up")],
+)
+def test_ctrl_c_anywhere_exits_130_with_one_line(script: str, where: str, tmp_path: Path) -> None:
+    """Measured with tests/bench/ctrl_c.py: a Ctrl-C that landed in code run from a string
+    ended the process by SIGINT (exit -2) after `irkit: interrupted`, whatever exit code
+    irkit asked for; one in a weakref callback (the import system's) was printed as
+    "Exception ignored" and lost, the run going on to its end; one while the command line
+    was imported was a traceback and exit -2."""
+    result = run_script(script, module=tmp_path / "interrupted_command.py")
+    assert result.returncode == ExitCode.INTERRUPTED, (where, result.stderr)
+    assert result.stderr.strip() == "irkit: interrupted", (where, result.stderr)
+    assert "went on" not in result.stdout
+
+
 # 5. A case can be read while a parse writes it.
 
 

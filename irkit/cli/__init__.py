@@ -6,21 +6,26 @@ import os
 import signal
 import sys
 
-import typer
+try:  # Ctrl-C while the command line loads: exit 130 as later, not a traceback and -2
+    import typer
 
-from irkit import __version__
-from irkit.cli import (
-    analytics,
-    collect,
-    crosscheck,
-    findings,
-    hashing,
-    parse,
-    rules,
-    scan,
-    timeline,
-    triage,
-)
+    from irkit import __version__
+    from irkit.cli import (
+        analytics,
+        collect,
+        crosscheck,
+        findings,
+        hashing,
+        parse,
+        rules,
+        scan,
+        timeline,
+        triage,
+    )
+except KeyboardInterrupt:
+    sys.stderr.write("irkit: interrupted\n")
+    exec("")  # CPython forgets the interrupt (see irkit.cli.common.interrupted): exit 130
+    raise SystemExit(130) from None
 
 app = typer.Typer(
     name="irkit",
@@ -99,11 +104,13 @@ def run(args: list[str] | None = None) -> int:
     """
     from typer import _click  # typer vendors click here (ruff bans importing click)
 
-    from irkit.cli.common import say
+    from irkit.cli.common import interrupted, say
     from irkit.errors import ExitCode
 
     try:
         code = app(args=args, prog_name="irkit", standalone_mode=False)
+    except KeyboardInterrupt:  # before the command's own handler: typer reading the line
+        return interrupted().exit_code
     except _click.exceptions.UsageError as exc:
         if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
             if isinstance(exc, _click.exceptions.NoSuchOption) and exc.ctx is not None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # rich is imported when something is printed: start-up stays 
     from rich.table import Table
     from rich.text import Text
 
+    from irkit.model import ParseWarning
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -31,6 +33,9 @@ Quiet = Annotated[
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 CaseDir = Annotated[Path, typer.Option("--case", "-c", help="Case directory (created if missing).")]
+
+#: Seconds before a Ctrl-C lost in a callback is delivered again (``errors_handled``).
+LOST_INTERRUPT_DELAY: Final = 0.01
 
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACES: Final = re.compile(r"[\r\n\t]+")
@@ -84,15 +89,14 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
         from irkit.store.case import on_wait  # a case held by another irkit: say we wait
 
         on_wait(lambda message: say("irkit: ", "yellow", message))
+        _deliver_lost_interrupts()
         try:
             return func(*args, **kwargs)
         except KeyboardInterrupt:
-            say("irkit: interrupted", "yellow")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise interrupted() from None
         except IrkitError as exc:
             if is_interrupt(exc):  # a query cut by Ctrl-C, reported as a failed query
-                say("irkit: interrupted", "yellow")
-                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+                raise interrupted() from None
             if debug:
                 traceback.print_exc(file=sys.stderr)
             say("irkit: error: ", "bold red", exc.message, exc.hint)
@@ -106,8 +110,7 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
             raise  # a usage error raised by a command: main() says it in one line
         except Exception as exc:
             if is_interrupt(exc):  # DuckDB's form of Ctrl-C during a query
-                say("irkit: interrupted", "yellow")
-                raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+                raise interrupted() from None
             if debug:
                 traceback.print_exc(file=sys.stderr)
             say(
@@ -119,6 +122,55 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(int(ExitCode.FATAL)) from None
 
     return wrapper
+
+
+def warnings_line(warnings: Sequence[ParseWarning]) -> str:
+    """A partial run shown without its summary (``-q``) in one line: how many warnings,
+    and the first, so a script's log still names the file (``irkit hash``, ``triage``)."""
+    first = warnings[0]
+    files = len({w.path for w in warnings})
+    return (
+        f"{len(warnings):,} warnings in {files:,} files, first: {first.path}: "
+        f"{first.kind} (run without -q for the list)"
+    )
+
+
+def interrupted() -> typer.Exit:
+    """Ctrl-C handled: say so, and the exit (130) to raise.
+
+    CPython 3.11 remembers a KeyboardInterrupt that escaped code it ran from a string
+    (``exec`` of source: every dataclass and namedtuple being defined, C extensions'
+    start-up code) and, caught or not, ends the process by SIGINT (exit -2) instead of
+    the exit code asked for. Running an empty string the same way makes it forget.
+    """
+    say("irkit: interrupted", "yellow")
+    exec("")  # the reset the docstring says
+    return typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+def _deliver_lost_interrupts() -> None:
+    """Ctrl-C that lands inside a callback Python cannot raise from (a weakref callback
+    of the import system, a ``__del__``) is printed as "Exception ignored" and lost: the
+    run would go on to its end. Such an interrupt is delivered again, as a new Ctrl-C a
+    moment later (from the hook itself it would land in the hook, and be lost again),
+    and nothing is printed."""
+    default = sys.unraisablehook
+    if getattr(default, "irkit", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            import _thread
+            import threading
+
+            again = threading.Timer(LOST_INTERRUPT_DELAY, _thread.interrupt_main)
+            again.daemon = True
+            again.start()
+            return
+        default(unraisable)
+
+    hook.irkit = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def show_progress(quiet: bool) -> bool:

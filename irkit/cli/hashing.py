@@ -109,8 +109,9 @@ def hash_command(
 
       irkit hash /mnt/c/Windows/Temp --case host01 --ioc signature-base/iocs/hash-iocs.txt
     """
-    from irkit.cli.common import stderr_console
+    from irkit.cli.common import say, stderr_console, warnings_line
     from irkit.cli.parse import check_outside_evidence
+    from irkit.cli.scan import scan_progress
     from irkit.files.hashrun import run_hash
     from irkit.files.options import HashOptions, parse_algorithms, parse_size
 
@@ -134,7 +135,14 @@ def hash_command(
         iocs = load_iocs(ioc)
     if output is None:
         output = Path("-") if case is None and not json_out else None
-    with _output(output) as digests, _output(bodyfile) as body:
+    # The digests on the terminal itself leave no room for a progress line beside them.
+    on_terminal = output is not None and str(output) == "-" and sys.stdout.isatty()
+    with (
+        _output(output) as digests,
+        _output(bodyfile) as body,
+        scan_progress(quiet or on_terminal) as progress,
+    ):
+        progress.phase("hashing files", unit="bytes")
         summary = run_hash(
             path,
             options,
@@ -142,6 +150,7 @@ def hash_command(
             iocs=iocs,
             digest_out=digests,
             bodyfile_out=body,
+            progress=progress.advance,
             command=sys.argv,
         )
     data = summary.as_dict()
@@ -149,6 +158,8 @@ def hash_command(
         print_json(data)
     elif not quiet:
         render_hash_summary(stderr_console(), summary, data, in_case=case is not None)
+    if quiet and summary.warnings:  # the first file and warning that made the run partial
+        say("irkit: partial: ", "yellow", warnings_line(summary.warnings))
     if summary.findings:
         raise typer.Exit(int(ExitCode.FINDINGS))
     raise typer.Exit(int(ExitCode.PARTIAL if summary.partial else ExitCode.OK))

@@ -15,6 +15,7 @@ from irkit.cli.scan import FailOn, SigmaRules, YaraRules
 from irkit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from irkit.detect import ScanProgress
     from irkit.files.options import HashSummary
     from irkit.ingest.summary import ParseSummary
 
@@ -74,41 +75,35 @@ def triage(
 
       irkit triage host01.zip -c host01 --ioc hash-iocs.txt --sigma sigma/rules/windows
     """
-    from irkit.cli.common import stderr_console
-    from irkit.cli.summary import render_summary
-    from irkit.cli.timeline import Format, write_file
+    from irkit.cli.common import say, stderr_console, warnings_line
+    from irkit.cli.scan import scan_progress
+    from irkit.cli.summary import partial_line, render_summary
     from irkit.ingest.summary import ParseSummary
-    from irkit.store.case import Case
-    from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
 
     out = _case_dir(case, out)
+    given = [str(p) for p in path]  # as typed: the --recover hint repeats them
     path, collections = open_evidence(path, out)
     summary = run_parse(
         path, out, evtx_engine, workers, quiet, recover, allow_empty=True, collections=collections
     )
     assert isinstance(summary, ParseSummary)
-    hashed = _hash_files(path, out, summary, ioc)
     scanned = None
-    if not no_scan:
-        from irkit.detect.scan import ScanOptions, check_level, scan
+    if not no_scan and fail_on is not None:
+        from irkit.detect.scan import check_level
 
-        if fail_on is not None:
-            check_level(fail_on, "--fail-on")
-        from irkit.cli.scan import scan_progress
+        check_level(fail_on, "--fail-on")
+    timeline_path = out / TIMELINE_NAME
+    # One live display (a terminal only, not with -q) for what follows the parse: the
+    # hashing, the scan's phases, and the timeline written, with the time left.
+    with scan_progress(quiet) as progress:
+        hashed = _hash_files(path, out, summary, ioc, progress)
+        if not no_scan:
+            from irkit.detect.scan import ScanOptions, scan
 
-        with scan_progress(quiet) as progress:
             options = ScanOptions(sigma=sigma or (), yara=yara or (), progress=progress)
             scanned = scan(out, options, command=sys.argv)
-        _write_findings(out / FINDINGS_NAME, out)
-    timeline_path = out / TIMELINE_NAME
-    with Case(out, read_only=True) as store:
-        rows = write_file(
-            Selection.of(store, TimelineFilter()),
-            Format.csv,
-            timeline_path,
-            excel=False,
-            field_columns=DEFAULT_FIELD_COLUMNS,
-        )
+            _write_findings(out / FINDINGS_NAME, out)
+        rows = _write_timeline(timeline_path, out, progress)
     data = summary.as_dict()
     data["hash"] = hashed.as_dict()
     data["timeline"] = {"path": str(timeline_path), "rows": rows}
@@ -121,7 +116,7 @@ def triage(
         from irkit.cli.hashing import render_hash_summary
 
         console = stderr_console()
-        render_summary(console, summary)
+        render_summary(console, summary, given)
         render_hash_summary(console, hashed, data["hash"])
         if scanned is not None:
             from irkit.cli.scan import render_scan
@@ -129,12 +124,21 @@ def triage(
             render_scan(console, scanned, data["scan"])
             console.print(safe_text(f"findings: {out / FINDINGS_NAME}"))
         console.print(safe_text(f"timeline: {timeline_path} ({rows:,} events)"))
+    scan_warnings = scanned.warnings if scanned is not None else []
+    if quiet and (summary.warnings or hashed.warnings or scan_warnings):
+        # A partial run still says, in one line, the first file and warning that made it
+        # so: the parse's first, else the hashing's, else the scan's.
+        line = (
+            partial_line(summary)
+            if summary.warnings
+            else warnings_line(hashed.warnings or scan_warnings)
+        )
+        say("irkit: partial: ", "yellow", line)
     if hashed.findings:  # an IOC match: exit 4, as irkit hash --ioc does
         raise typer.Exit(int(ExitCode.FINDINGS))
     if scanned is not None and fail_on is not None and scanned.at_or_above(fail_on):
         raise typer.Exit(int(ExitCode.FINDINGS))
-    partial = summary.exit_code != ExitCode.OK or hashed.partial
-    partial = partial or bool(scanned and scanned.warnings)
+    partial = summary.exit_code != ExitCode.OK or hashed.partial or bool(scan_warnings)
     raise typer.Exit(int(ExitCode.PARTIAL if partial else ExitCode.OK))
 
 
@@ -163,8 +167,30 @@ def _write_findings(target: Path, case: Path) -> None:
     tmp.replace(target)
 
 
+def _write_timeline(target: Path, case: Path, progress: ScanProgress) -> int:
+    """The whole timeline as CSV (the file `irkit timeline -f csv -o` writes), written
+    atomically, its rows shown on ``progress`` against the case's count."""
+    from irkit.export.csv import CsvWriter
+    from irkit.store.case import Case
+    from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
+
+    tmp = target.with_name(f".{target.name}.irkit-tmp")
+    with Case(case, read_only=True) as store:
+        selection = Selection.of(store, TimelineFilter())
+        progress.phase(f"writing {target.name}", total=selection.count(), unit="rows")
+        with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
+            rows = CsvWriter(DEFAULT_FIELD_COLUMNS).write(selection, handle, progress.advance)
+        progress.done()
+    tmp.replace(target)
+    return rows
+
+
 def _hash_files(
-    evidence: list[Path], out: Path, summary: ParseSummary, ioc: list[Path] | None
+    evidence: list[Path],
+    out: Path,
+    summary: ParseSummary,
+    ioc: list[Path] | None,
+    progress: ScanProgress,
 ) -> HashSummary:
     """Every file under the evidence as file events; files no parser read are hashed
     (md5, sha1, sha256) and matched against the IOC lists."""
@@ -175,6 +201,7 @@ def _hash_files(
     known = {os.path.normpath(f.path): f.sha256 for f in summary.files if f.sha256}
     target = out / HASHES_NAME
     tmp = target.with_name(f".{target.name}.irkit-tmp")
+    progress.phase("hashing files", unit="bytes")
     with tmp.open("w", encoding="utf-8", newline="\n", errors="surrogateescape") as digests:
         hashed = run_hash(
             evidence,
@@ -182,7 +209,9 @@ def _hash_files(
             case_dir=out,
             iocs=load_iocs(ioc) if ioc else None,
             digest_out=digests,
+            progress=progress.advance,
             command=sys.argv,
         )
+    progress.done()
     tmp.replace(target)
     return hashed

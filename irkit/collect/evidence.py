@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,9 @@ def _collection_zip(path: Path) -> bool:
 
 
 def _read(given: Path, root: Path) -> Collection:
+    # Absolute (links not resolved), as discovery names evidence: the case outlives the
+    # shell's current folder, and the manifest's files are matched to the parsed ones.
+    given, root = Path(os.path.abspath(given)), Path(os.path.abspath(root))
     raw = (root / MANIFEST).read_bytes()
     try:
         manifest = json.loads(raw)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, TextIO
 
 from irkit.export.base import OTHER_FIELDS, header_and_rows
@@ -32,6 +32,8 @@ EXCEL_CELL_MAX: Final = 32_767
 BOM: Final = "\ufeff"
 #: Columns irkit writes itself (datetime, timestamp): never escaped nor prefixed.
 OWN_COLUMNS: Final = (0, 3)
+#: Rows written between two calls of a writer's ``progress``.
+PROGRESS_ROWS: Final = 1_000
 
 # A control to escape (a CR only when no LF follows), or a backslash the text has right
 # before what would read as an escape.
@@ -97,16 +99,26 @@ class CsvWriter:
         self.excel = excel
         self.escape_formulas = escape_formulas
 
-    def write(self, selection: Selection, out: TextIO) -> int:
-        """Write the header and every row; returns the row count."""
+    def write(
+        self, selection: Selection, out: TextIO, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Write the header and every row; returns the row count. ``progress`` hears of
+        the rows written, ``PROGRESS_ROWS`` at a time (the rest at the end)."""
         header, rows = header_and_rows(selection, self.field_columns)
-        return self.write_rows(header, rows, out)
+        return self.write_rows(header, rows, out, progress)
 
-    def write_rows(self, header: list[str], rows: Iterable[list[str]], out: TextIO) -> int:
+    def write_rows(
+        self,
+        header: list[str],
+        rows: Iterable[list[str]],
+        out: TextIO,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Write a header and rows of text cells (datetime first, timestamp fourth).
 
         Control characters are always escaped; ``escape_formulas`` adds the ``'``. A
         ``fields_other`` column is JSON already free of raw controls (``json_text``).
+        ``progress``: as for ``write``.
         """
         if self.excel:
             out.write(BOM)
@@ -127,4 +139,8 @@ class CsvWriter:
                 cells = [cut_for_excel(c) for c in cells]
             writer.writerow(cells)
             count += 1
+            if progress is not None and not count % PROGRESS_ROWS:
+                progress(PROGRESS_ROWS)
+        if progress is not None and count % PROGRESS_ROWS:
+            progress(count % PROGRESS_ROWS)
         return count

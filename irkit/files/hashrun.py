@@ -4,10 +4,17 @@
 the entries fields and events; this module decides where the results go. The case is opened
 on a background thread while the files are hashed (the main thread is idle then), and file
 events are spooled as small Parquet parts during the walk.
+
+The roots are walked by their absolute paths (``os.path.abspath``: links not resolved), so
+the case, which outlives the shell's current folder, names every file wherever it is read
+from. The digest list and the bodyfile, written for the responder, keep the paths as they
+were typed: ``sha256sum -c`` run from the same folder checks the list.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -95,6 +102,26 @@ class _EventSpool:
         self.rows, self.evidence, self.shas = [], [], []
 
 
+class _Typed:
+    """The roots walked by their absolute paths, and each entry's path as typed."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        #: Absolute root → the root as typed (the first spelling, if two name one folder).
+        self.roots: dict[str, str] = {}
+        for root in roots:
+            self.roots.setdefault(os.path.abspath(root), str(root))  # noqa: PTH100 (no links)
+        self.walked = [Path(top) for top in self.roots]
+
+    def entry(self, entry: FileEntry) -> FileEntry:
+        """``entry`` named as typed: the typed root, then the path below the root."""
+        given = self.roots.get(entry.root)
+        if given is None or given == entry.root:
+            return entry
+        below = entry.path[len(entry.root) :].lstrip(os.sep)
+        path = os.path.join(given, below) if below else given  # noqa: PTH118 (keeps ./)
+        return dataclasses.replace(entry, path=path)
+
+
 def run_hash(
     roots: Sequence[Path],
     options: HashOptions,
@@ -124,6 +151,7 @@ def run_hash(
                 )
             )
     strongest = options.algorithms[-1]
+    typed = _Typed(roots)
     started = dt.datetime.now(dt.UTC)
     spool: _EventSpool | None = None
     opener: _CaseOpener | None = None
@@ -144,17 +172,17 @@ def run_hash(
 
         def on_entry(entry: FileEntry) -> None:
             if digest_out is not None and strongest in entry.digests:
-                digest_out.write(digest_line(entry, strongest))
+                digest_out.write(digest_line(typed.entry(entry), strongest))
             if bodyfile_out is not None:
                 from irkit.export.bodyfile import bodyfile_line
 
-                bodyfile_out.write(bodyfile_line(entry_fields(entry)))
+                bodyfile_out.write(bodyfile_line(entry_fields(typed.entry(entry))))
             if spool is not None:
                 spool.add(entry)
             else:
                 summary.events += 4 if entry.btime else 3
 
-        hash_paths(roots, options, on_entry, summary, iocs, progress)
+        hash_paths(list(typed.walked), options, on_entry, summary, iocs, progress)
         if opener is not None and spool is not None:
             case = opener.result()
             spool.flush()

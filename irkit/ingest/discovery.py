@@ -2,6 +2,8 @@
 
 A file is recognised by its first bytes, never by its name alone; links are not followed;
 an unreadable folder or a file that vanishes is a counted warning, not the end of the run.
+Each file is named by its absolute path (``os.path.abspath``: the path as given, made
+absolute, links not resolved), so the case names it wherever it is later read from.
 """
 
 from __future__ import annotations
@@ -73,9 +75,10 @@ def discover(
         if not root.exists() and not root.is_symlink():
             raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
         explicit = not root.is_dir()
-        times = listed.get(root) if listed else None
+        listing = listed.get(root) if listed else None
+        times = None if listing is None else {absolute(p): t for p, t in listing.items()}
         files = (Path(p) for p in sorted(times)) if times is not None else None
-        for path in files if files is not None else _iter_files(root, warnings):
+        for path in files if files is not None else _iter_files(Path(absolute(root)), warnings):
             display = str(path)
             try:
                 info = path.lstat()
@@ -110,6 +113,12 @@ def discover(
             else:
                 unrecognised += 1
     return candidates, warnings, unrecognised
+
+
+def absolute(path: str | Path) -> str:
+    """``path`` made absolute as given: the current folder before a relative one, ``..``
+    and ``.`` folded, links not followed (the evidence as the responder named it)."""
+    return os.path.abspath(path)  # noqa: PTH100 (resolve would follow links)
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import signal
+import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final
@@ -26,7 +28,14 @@ from irkit.ingest.discovery import Candidate, sha256_file
 from irkit.ingest.options import ParseOptions
 from irkit.ingest.slices import plan_slices
 from irkit.ingest.summary import Progress
-from irkit.ingest.worker import died, init_worker, parse_file, safe_path, worker_context
+from irkit.ingest.worker import (
+    died,
+    ensure_server,
+    init_worker,
+    parse_file,
+    safe_path,
+    worker_context,
+)
 from irkit.model import FileStats, ParseWarning
 from irkit.sources.evtx.chunks import CHUNK_SIZE, FILE_HEADER_SIZE
 
@@ -35,6 +44,43 @@ POLL: Final = 0.2
 #: Pools that may break in a row before any worker started a file: then the workers
 #: cannot run at all (they fail as they start), and the run stops.
 IDLE_BREAKS: Final = 3
+
+
+#: The signals irkit turns into KeyboardInterrupt: Ctrl-C, and TERM (``irkit.cli``).
+HELD: Final[tuple[int, ...]] = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C (or TERM) held back for the block, then delivered as it would have been.
+
+    Python raises KeyboardInterrupt wherever the main thread is, even between taking a
+    lock and the ``try`` that releases it: inside ``concurrent.futures.wait`` (which
+    takes each future's lock), a submit, a future's result. The pool's own thread then
+    waits for that lock for ever, and so does the parent as it shuts the pool down: a
+    run that never ends after Ctrl-C. The pool is only touched inside this block, which
+    lasts at most ``POLL`` seconds (the shutdown of a pool: until its workers are gone).
+    Only the main thread receives KeyboardInterrupt; elsewhere the block does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in HELD:
+        if callable(signal.getsignal(signum)):  # ignored or default: nothing to hold back
+            previous[signum] = signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for received in dict.fromkeys(caught):
+            signal.raise_signal(received)  # its own handler now: KeyboardInterrupt here
 
 
 class WorkersDiedError(IrkitError):
@@ -181,8 +227,10 @@ class _Runner:
             self._env = safe_path()
             self._env.__enter__()
             try:
-                self.context = worker_context()
-                self.pool = self._new_pool(workers)
+                with interrupts_held():
+                    ensure_server()  # workers fork from it, ignoring Ctrl-C (the parent's)
+                    self.context = worker_context()
+                    self.pool = self._new_pool(workers)
             except BaseException:
                 self.close()
                 raise
@@ -217,29 +265,44 @@ class _Runner:
         if self.pool is None:
             self.inline.append(task)
             return
-        try:
-            future = self._start(self.pool, task)
-        except (BrokenProcessPool, OSError):
-            # Broken, or breaking: Python 3.11's pool may close its wake-up pipe under a
-            # submit as it breaks ("handle is closed", "Bad file descriptor").
-            self.waiting.append(task)
-            return
-        self.futures[future] = task
+        with interrupts_held():
+            try:
+                future = self._start(self.pool, task)
+            except (BrokenProcessPool, OSError):
+                # Broken, or breaking: Python 3.11's pool may close its wake-up pipe under
+                # a submit as it breaks ("handle is closed", "Bad file descriptor").
+                self.waiting.append(task)
+                return
+            self.futures[future] = task
 
     def run(self) -> Iterator[Done]:
-        """Every queued task, as each finishes."""
+        """Every queued task, as each finishes. The pool is handled with Ctrl-C held
+        back (``interrupts_held``); the finished tasks are yielded outside."""
         if self.pool is None:
             yield from self._run_inline()
             return
         while self.futures or self.waiting:
-            if not self.futures:  # the pool broke while the tasks were submitted
-                yield from self._after_break([])
-                continue
-            done, _ = cf.wait(self.futures, timeout=POLL, return_when=cf.FIRST_COMPLETED)
+            suspects: list[Task] = []
+            others: list[Task] | None = None
+            with interrupts_held():
+                finished: list[Done] = []
+                broken: list[Task] = []
+                stalled = not self.futures  # tasks waiting: the pool broke as they came
+                if not stalled:
+                    done, _ = cf.wait(self.futures, timeout=POLL, return_when=cf.FIRST_COMPLETED)
+                    self._drain()
+                    finished, broken = self._collect(done)
+                if broken or stalled:
+                    more, suspects, others = self._break(broken)
+                    finished += more
+            yield from finished
+            if others is not None:
+                for task in suspects:
+                    yield self._alone(task)
+                with interrupts_held():
+                    self._restart(others)
+        with interrupts_held():
             self._drain()
-            if done:
-                yield from self._collect(done)
-        self._drain()
         if self.deaths and not self.completed:
             raise WorkersDiedError(
                 f"parse workers died: each of the {self.deaths} files tried killed its "
@@ -279,7 +342,9 @@ class _Runner:
             else:
                 self.started.add(task)
 
-    def _collect(self, done: Any) -> Iterator[Done]:
+    def _collect(self, done: Any) -> tuple[list[Done], list[Task]]:
+        """The finished futures' results, and the tasks a broken pool took down."""
+        finished: list[Done] = []
         broken: list[Task] = []
         for future in sorted(done, key=lambda f: self.futures[f].id):
             task = self.futures.pop(future)
@@ -292,21 +357,22 @@ class _Runner:
             self.started.discard(task.id)
             self.completed += 1
             stats = future.result() if error is None else died(task.candidate, error)
-            yield Done(task, stats, self.reported.pop(task.id, 0))
-        if broken:
-            yield from self._after_break(broken)
+            finished.append(Done(task, stats, self.reported.pop(task.id, 0)))
+        return finished, broken
 
-    def _after_break(self, broken: list[Task]) -> Iterator[Done]:
-        """A worker died and took the pool with it: run the tasks it may have been
-        running alone, to find the one that kills its worker, and the others again."""
+    def _break(self, broken: list[Task]) -> tuple[list[Done], list[Task], list[Task]]:
+        """A worker died and took the pool with it: the tasks that finished anyway, the
+        ones it may have been running (to run alone, to find the one that kills its
+        worker: ``_alone``) and the others (to run again in a new pool: ``_restart``)."""
         assert self.pool is not None
+        finished: list[Done] = []
         if self.futures:  # every other task of the broken pool fails too, at once
             cf.wait(self.futures)
             for future, task in list(self.futures.items()):
                 if isinstance(future.exception(), BrokenProcessPool):
                     broken.append(task)
                     del self.futures[future]
-            yield from self._collect(list(self.futures))
+            finished, _ = self._collect(list(self.futures))
         self._drain()
         _shutdown(self.pool)
         broken += self.waiting
@@ -325,8 +391,10 @@ class _Runner:
                     "parse workers died: the worker processes exit before they parse anything",
                     hint=_HINT,
                 )
-        for task in suspects:
-            yield self._alone(task)
+        return finished, suspects, others
+
+    def _restart(self, others: list[Task]) -> None:
+        """A new pool after a break, for the tasks the dead worker was not running."""
         self.completed_at_break = self.completed
         self.pool = self._new_pool(self.workers)
         for task in others:
@@ -334,24 +402,30 @@ class _Runner:
 
     def _alone(self, task: Task) -> Done:
         """Run one task in a worker of its own: if that dies too, the task killed it."""
-        pool = self._new_pool(1)
-        try:
+        with interrupts_held():
+            pool = self._new_pool(1)
             try:
                 future = self._start(pool, task)
             except OSError as exc:  # its worker died at once (see submit)
                 future = cf.Future()
                 future.set_exception(BrokenProcessPool(str(exc)))
-            while not future.done():
-                cf.wait([future], timeout=POLL)
-                self._drain()
+        try:
+            running = True
+            while running:
+                with interrupts_held():
+                    cf.wait([future], timeout=POLL)
+                    self._drain()
+                    running = not future.done()
         except BaseException:
-            _terminate(pool)
+            with interrupts_held():
+                _terminate(pool)
+                _shutdown(pool)
             raise
-        finally:
+        with interrupts_held():
             _shutdown(pool)
-        self._drain()
-        self.started.discard(task.id)
-        error = future.exception()
+            self._drain()
+            self.started.discard(task.id)
+            error = future.exception()
         if isinstance(error, KeyboardInterrupt):
             raise KeyboardInterrupt
         if error is None:
@@ -374,15 +448,17 @@ class _Runner:
 
     def close(self, abort: bool = False) -> None:
         """Stop the workers: at the end, or (``abort``) on Ctrl-C, TERM or an error: the
-        queued files are dropped and the running ones stopped, not parsed to the end."""
-        if self.pool is not None:
-            if abort:
-                _terminate(self.pool)
-            _shutdown(self.pool)
-            self.pool = None
-        if self._env is not None:
-            self._env.__exit__(None, None, None)
-            self._env = None
+        queued files are dropped and the running ones stopped, not parsed to the end.
+        A second Ctrl-C meanwhile waits for the workers to be gone."""
+        with interrupts_held():
+            if self.pool is not None:
+                if abort:
+                    _terminate(self.pool)
+                _shutdown(self.pool)
+                self.pool = None
+            if self._env is not None:
+                self._env.__exit__(None, None, None)
+                self._env = None
 
 
 def _shutdown(pool: cf.ProcessPoolExecutor) -> None:

@@ -7,6 +7,13 @@ each tells the parent through a queue which task it starts, and its progress eve
 on ``sys.path``), so it imports irkit from where this process did, whatever folder the
 run starts in. A worker that dies is a ``worker-died`` warning for its file (``died``;
 ``irkit.ingest.pool`` decides which file killed it), never the end of the run.
+
+Ctrl-C is the parent's: a terminal sends SIGINT to the whole process group, and the
+parent stops the workers itself (stores what they finished, then terminates them). The
+fork server and the workers ignore SIGINT from their first instruction (``ensure_server``
+starts the server with it ignored, which ``exec`` and every fork keep; ``init_worker``
+says it again), so none of them prints a ``KeyboardInterrupt`` traceback or dies
+half-way through its imports.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -41,8 +50,11 @@ _PROGRESS_QUEUE: Any = None
 
 
 def init_worker(queue: Any) -> None:
-    """Run by each worker process as it starts: where its progress goes."""
+    """Run by each worker process as it starts: where its progress goes; Ctrl-C is the
+    parent's to handle (it terminates the workers), so SIGINT is ignored here."""
     global _PROGRESS_QUEUE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored: nothing pends
     _PROGRESS_QUEUE = queue
 
 
@@ -240,15 +252,41 @@ def worker_context() -> Any:
     return context
 
 
+@contextlib.contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started meanwhile ignore SIGINT from their first instruction: a signal
+    ignored stays ignored across ``exec``, Python then installs no handler of its own for
+    it, and the fork server's children keep it. Meanwhile a Ctrl-C to this process is
+    blocked, not lost: it is delivered, as ``KeyboardInterrupt``, on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change a handler; Python's pool spawns there
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def ensure_server() -> None:
-    """Start the fork server (with its resource tracker) under :func:`safe_path`."""
+    """Start the fork server (with its resource tracker) under :func:`safe_path`, with
+    SIGINT ignored (:func:`children_ignore_sigint`): a Ctrl-C while it imports the
+    parsers must not print its traceback, nor kill it under the parent's pool."""
     if sys.platform == "darwin":
         return
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     worker_context()
     with safe_path():
-        forkserver.ensure_running()
+        # The tracker first: it starts with SIGINT blocked and unblocks it after, which
+        # inside children_ignore_sigint would let a Ctrl-C be ignored, and lost.
+        resource_tracker.ensure_running()
+        with children_ignore_sigint():
+            forkserver.ensure_running()
 
 
 def start_worker_server(candidates: Sequence[Candidate], options: ParseOptions) -> None:

@@ -19,7 +19,10 @@ import contextlib
 import os
 import re
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 NOTICE_AFTER: Final = 1.0
 
 _HOLDER: Final = re.compile(r"\(PID (\d+)\)")
+#: The tables ``DDL`` creates.
+TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", " ".join(DDL)))
 
 _wait_notice: Callable[[str], None] | None = None
 
@@ -52,9 +57,25 @@ def on_wait(notice: Callable[[str], None] | None) -> None:
     _wait_notice = notice
 
 
+def _load_duckdb() -> None:
+    """Import ``duckdb`` (the first time) with Ctrl-C held back until it is in, a
+    fraction of a second: a KeyboardInterrupt inside its extension's start-up code
+    becomes an ImportError, is lost, or makes CPython end the process by SIGINT (exit
+    -2) whatever exit code the command then chooses. The interrupt lands right after,
+    as a plain KeyboardInterrupt. Only the main thread is ever interrupted."""
+    if "duckdb" in sys.modules or threading.current_thread() is not threading.main_thread():
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        import duckdb  # noqa: F401
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _connect(store: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the store; while another process holds it (a writer's transaction, a reader
     copying it), wait for it: never fail on the lock."""
+    _load_duckdb()
     import duckdb
 
     delay, waited, told = 0.01, 0.0, False
@@ -79,6 +100,50 @@ def _connect(store: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"cannot open the case store {store}: {exc}",
                 hint="another irkit may be writing this case; wait for it to finish",
             ) from exc
+
+
+def _add_tables(store: Path) -> None:
+    """Every table of the schema, in one transaction (those present are kept), and the
+    schema version of a new store."""
+    _load_duckdb()
+    import duckdb
+
+    db = duckdb.connect(str(store))
+    try:
+        db.execute("BEGIN TRANSACTION")
+        for statement in DDL:
+            db.execute(statement)
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        db.execute("COMMIT")
+        db.execute("CHECKPOINT")  # everything in the file itself: no write-ahead log beside
+    finally:
+        db.close()
+
+
+def _create_store(store: Path) -> None:
+    """A new store with all its tables, made under a temporary name and renamed into
+    place: a creation cut short (Ctrl-C, a kill) leaves no store rather than one without
+    its tables, which readers could not read. A leftover of such a cut is replaced."""
+    _load_duckdb()
+    import duckdb
+
+    temporary = store.with_name(f".{store.name}.new")
+    for leftover in (temporary, temporary.with_name(f"{temporary.name}.wal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        _add_tables(temporary)
+        temporary.replace(store)
+    except duckdb.Error as exc:
+        raise CaseError(f"cannot create the case store {store}: {exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _has_tables(db: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store holds every table of the schema (a store whose creation an
+    older irkit did not finish may hold none)."""
+    found = {row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    return found >= TABLES
 
 
 class Case(EvidenceRegistry, FindingsStore, RunLog):
@@ -115,6 +180,8 @@ class Case(EvidenceRegistry, FindingsStore, RunLog):
             if lock is None:
                 self._own_lock = lock = WriteLock(root)
             try:
+                if not store.exists():  # the write lock held: no other writer makes it
+                    _create_store(store)
                 self.db = _connect(store, read_only=False)
             except BaseException:
                 self._release_lock()
@@ -143,6 +210,7 @@ class Case(EvidenceRegistry, FindingsStore, RunLog):
         live = _connect(store, read_only=True)
         folder = Path(tempfile.mkdtemp(prefix="irkit-case-"))
         try:
+            complete = _has_tables(live)
             shutil.copyfile(store, folder / STORE_NAME)
             wal = store.with_name(f"{STORE_NAME}.wal")
             if wal.exists():
@@ -158,6 +226,8 @@ class Case(EvidenceRegistry, FindingsStore, RunLog):
             live.close()
         self._snapshot = folder
         try:
+            if not complete:  # an older irkit stopped while it created the store
+                _add_tables(folder / STORE_NAME)
             return _connect(folder / STORE_NAME, read_only=True)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)

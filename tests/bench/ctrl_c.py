@@ -261,6 +261,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: time)")
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
+    # Started from a script's background job (`cmd &`, nohup), this process inherits
+    # SIGINT ignored, and so would each irkit it starts: a terminal's foreground job
+    # never does. A handler of our own is reset to the default in every child.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     evidence = args.evidence or corpus_default()
     if not evidence.exists():
         sys.exit(f"no evidence at {evidence} (set IRKIT_CORPUS or give a path)")
