@@ -30,7 +30,10 @@ from irkit.sources.base import ParseContext, Row
 from irkit.sources.messages import one_line
 from irkit.sources.plaso import PlasoSource
 from irkit.sources.plaso.mapping import Mapping, load_mapping
-from irkit.sources.plaso.run import FileRun, PlasoOptions, Result, probe
+from irkit.sources.plaso.options import PlasoOptions
+from irkit.sources.plaso.probe import probe
+from irkit.sources.plaso.result import Result
+from irkit.sources.plaso.run import FileRun
 
 pytestmark = pytest.mark.corpus
 
@@ -464,7 +467,8 @@ def test_rows_are_the_same_twice_and_in_other_processes(ptd: Path, tmp_path: Pat
         "from pathlib import Path\n"
         "from irkit.model import FileStats\n"
         "from irkit.sources.base import ParseContext\n"
-        "from irkit.sources.plaso.run import FileRun, PlasoOptions\n"
+        "from irkit.sources.plaso.options import PlasoOptions\n"
+        "from irkit.sources.plaso.run import FileRun\n"
         "class S:\n"
         "    rows = []\n"
         "    def add(self, row): self.rows.append(row)\n"

@@ -7,33 +7,30 @@ parent alone writes the store, opening it only for each transaction so that read
 is a counted, named warning; the run goes on. A run stopped by Ctrl-C, TERM or dead
 workers keeps the files it finished: running it again parses only the rest.
 
-This module owns the run itself (``parse_evidence``) and the filling of the case
-(``_IngestBatch``); the options are in ``irkit.ingest.options``, the summary and progress
-in ``irkit.ingest.summary``, the workers in ``irkit.ingest.worker``, the process pool in
-``irkit.ingest.pool`` and big-log slices in ``irkit.ingest.slices``.
+This module owns the run itself (``parse_evidence``); the filling of the case is in
+``irkit.ingest.batch``, the collection checks in ``irkit.ingest.collected``, the options
+in ``irkit.ingest.options``, the summary and progress in ``irkit.ingest.summary``, the
+workers in ``irkit.ingest.worker``, the process pool in ``irkit.ingest.pool`` (run by
+``irkit.ingest.runner``) and big-log slices in ``irkit.ingest.slices``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import resource
 import shutil
-import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from irkit.errors import EvidenceError, IrkitError, UsageError, is_interrupt
-from irkit.ingest.discovery import Candidate, Copies, discover, find_copies
+from irkit.errors import EvidenceError, UsageError
+from irkit.ingest.batch import IngestBatch
+from irkit.ingest.collected import collection_warnings
+from irkit.ingest.discovery import discover, find_copies
 from irkit.ingest.options import ParseOptions
-from irkit.ingest.pool import Done, run_recovery, run_workers
-from irkit.ingest.slices import merge_slices
 from irkit.ingest.summary import ParseSummary, Progress
-from irkit.ingest.worker import ranges_text, start_worker_server
-from irkit.model import FileStats, ParseWarning
+from irkit.ingest.worker import start_worker_server
 from irkit.sources.evtx import DAMAGE, ENGINES
 from irkit.store.case import Case
 
@@ -42,13 +39,6 @@ if TYPE_CHECKING:
 
 #: Warnings of discovery that name a file left out (not a folder, not a collection).
 REFUSED: Final = frozenset({"unrecognised", "unreadable", "vanished", "broken-link"})
-
-
-def _peak_rss() -> int:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    scale = 1 if sys.platform == "darwin" else 1024
-    return max(own, children) * scale
 
 
 def parse_evidence(
@@ -86,7 +76,7 @@ def parse_evidence(
     listed = {c.root: {str(f.path): f.collected_utc for f in c.files} for c in collections}
     candidates, warnings, unrecognised = discover(paths, listed)
     refused = len({w.path for w in warnings if w.kind in REFUSED})
-    warnings += _collection_warnings(collections)
+    warnings += collection_warnings(collections)
     summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=unrecognised)
     summary.files_found = len(candidates)
     summary.files_refused = refused
@@ -105,7 +95,7 @@ def parse_evidence(
         damaged = case.unrecovered(DAMAGE) if options.recover else set()
         case.pause()  # readers may open the case between the transactions of the run
         spool = case.spool_dir / run_id
-        run = _IngestBatch(case, summary, run_id, set(already), options, progress)
+        run = IngestBatch(case, summary, run_id, set(already), options, progress)
         progress.start(len(candidates), sum(c.size for c in candidates))
         try:
             repairs = run.parse(candidates, copies, str(spool), already, damaged)
@@ -123,314 +113,6 @@ def parse_evidence(
     return summary
 
 
-class _IngestBatch:
-    """Parsed files waiting to enter the store; ingested together, in bulk, at least
-    every ``options.flush_seconds`` (each time in a short session of the store)."""
-
-    max_rows: Final = 500_000
-    max_files: Final = 256
-
-    def __init__(
-        self,
-        case: Case,
-        summary: ParseSummary,
-        run_id: str,
-        ingested: set[str],
-        options: ParseOptions,
-        progress: Progress,
-    ) -> None:
-        self.case = case
-        self.summary = summary
-        self.run_id = run_id
-        self.ingested = ingested
-        self.options = options
-        self.progress = progress
-        self.pending: list[FileStats] = []
-        self.rows = 0
-        self.flushed = time.monotonic()
-        self.slices: dict[str, list[FileStats | None]] = {}
-        #: Damaged logs of this run read with --recover: sha256 → records recovered.
-        self.recovered: dict[str, int] = {}
-
-    def parse(
-        self,
-        candidates: list[Candidate],
-        copies: Copies,
-        spool: str,
-        already: frozenset[str],
-        damaged: set[str],
-    ) -> list[tuple[Candidate, str, str]]:
-        """Parse every candidate into the case; returns the recovery passes still to run
-        (candidate, sha256, the record ids read: ``""`` when the case must say)."""
-        progress = self.progress
-        repairs: dict[str, tuple[Candidate, str]] = {}
-        for candidate in candidates:
-            if (kept := copies.copy_of.get(candidate.display)) is not None:
-                stats = FileStats(
-                    candidate.display,
-                    copies.sha256[candidate.display],
-                    candidate.size,
-                    candidate.kind,
-                    status="copy",
-                    copy_of=kept,
-                )
-                self.add(stats)
-                progress.file_done(stats)
-        unique = [c for c in candidates if c.display not in copies.copy_of]
-        results = run_workers(unique, spool, already, copies.sha256, self.options, progress)
-        with contextlib.closing(results):  # an error here stops the workers at once
-            for done in results:
-                stats = done.stats
-                if done.of is None:
-                    counted = self.add(stats)
-                    progress.records(counted - done.reported)
-                    progress.file_done(stats)
-                    if stats.status == "already" and stats.sha256 in damaged:
-                        repairs.setdefault(stats.sha256, (done.task.candidate, ""))
-                    continue
-                progress.records(stats.records - done.reported)
-                progress.advance(done.task.nbytes)
-                whole, counted = self.add_slice(done)
-                if whole is None:
-                    continue
-                progress.records(counted - whole.records)
-                progress.file_done(whole)
-                if whole.status == "already" and whole.sha256 in damaged:
-                    repairs.setdefault(whole.sha256, (done.task.candidate, ""))
-                elif counted and self.options.recover and _damaged(whole):
-                    ranges = [r for part in whole.record_ranges for r in part]
-                    repairs[whole.sha256] = (done.task.candidate, ranges_text(_merged(ranges)))
-        progress.stage(f"storing the last {len(self.pending):,} files")
-        self.flush()
-        return [(c, sha, ranges) for sha, (c, ranges) in sorted(repairs.items())]
-
-    def recover(self, repairs: list[tuple[Candidate, str, str]], spool: str) -> None:
-        """Add to damaged logs in the case the records only python-evtx reads."""
-        if not repairs:
-            return
-        self.progress.stage(f"recovering {len(repairs):,} damaged logs with python-evtx")
-        with self.case.session():  # the record ids the case holds for each log
-            repairs = [
-                (c, sha, ranges or ranges_text(self.case.record_ids(sha)))
-                for c, sha, ranges in repairs
-            ]
-        summary = self.summary
-        results = run_recovery(repairs, spool, self.options, self.progress)
-        with contextlib.closing(results):
-            for done in results:
-                stats = done.stats
-                summary.warnings.extend(stats.warnings)
-                if stats.status == "failed":
-                    self.progress.records(-done.reported)
-                    continue
-                with self.case.session():
-                    added = self.case.add_recovered(stats, self.run_id)
-                _unlink(stats.spool)
-                self.progress.records(added - done.reported)
-                summary.files_recovered += 1
-                summary.records += added
-                summary.events_added += added
-
-    def add(self, stats: FileStats) -> int:
-        """Count one finished file and queue its spool for the store; returns the
-        records it counts for (0 for a copy, a file already in the case)."""
-        summary = self.summary
-        summary.files.append(stats)
-        summary.warnings.extend(stats.warnings)
-        if stats.status == "copy":
-            summary.files_copies += 1
-            return 0
-        if stats.status == "already" or (stats.sha256 and stats.sha256 in self.ingested):
-            summary.files_already += 1
-            _unlink(stats.spool)
-            stats.status = "already"
-            return 0
-        if stats.status == "failed":
-            summary.files_failed += 1
-            if not stats.sha256:
-                return 0
-        else:
-            summary.files_parsed += 1
-        summary.bytes += stats.size
-        summary.records += stats.records
-        summary.skipped_chunks += stats.skipped_chunks
-        summary.skipped_records += stats.skipped_records
-        self.ingested.add(stats.sha256)
-        if self.options.recover and not stats.sliced and _damaged(stats):
-            self.recovered[stats.sha256] = _recovered_count(stats)
-            summary.files_recovered += 1
-        self.pending.append(stats)
-        self.rows += stats.records
-        if (
-            self.rows >= self.max_rows
-            or len(self.pending) >= self.max_files
-            or time.monotonic() - self.flushed >= self.options.flush_seconds
-        ):
-            self.flush()
-        return stats.records
-
-    def add_slice(self, done: Done) -> tuple[FileStats | None, int]:
-        """Keep one slice of a big file (its parts stay spooled on disk: memory stays
-        bounded); when its last slice is in, queues the whole file, whose parts the
-        store then takes in one transaction, and returns its stats and the records it
-        counts for."""
-        assert done.of is not None
-        parts = self.slices.setdefault(done.of.display, [None] * done.task.total)
-        parts[done.task.index] = done.stats
-        if any(part is None for part in parts):
-            return None, 0
-        whole = merge_slices(done.of, [p for p in parts if p is not None])
-        del self.slices[done.of.display]
-        return whole, self.add(whole)
-
-    def flush(self) -> None:
-        """Ingest everything pending, in one transaction. A file whose transaction
-        failed (or was interrupted) is not retried: nothing of it is in the case."""
-        pending, self.pending, self.rows = self.pending, [], 0
-        self.flushed = time.monotonic()
-        if not pending:
-            return
-        recovered = {
-            s.sha256: self.recovered.pop(s.sha256) for s in pending if s.sha256 in self.recovered
-        }
-        with self.case.session():
-            self.summary.events_added += self.case.ingest(pending, self.run_id, recovered)
-        for stats in pending:
-            _unlink(stats.spool)
-
-    def stop(
-        self,
-        exc: BaseException,
-        started: float,
-        started_wall: dt.datetime,
-        command: Sequence[str],
-        collections: Sequence[Collection],
-    ) -> None:
-        """The run stops before its end: the files finished so far enter the case, and
-        the run is recorded as stopped, so running it again parses only the rest."""
-        summary = self.summary
-        if is_interrupt(exc):
-            summary.stopped = "interrupted"
-        elif isinstance(exc, IrkitError):
-            summary.stopped = exc.message
-        else:
-            summary.stopped = f"{type(exc).__name__}: {exc}"
-        try:
-            self.progress.stage("stopping: storing the files finished so far")
-            with self.case.session():
-                if self.pending:
-                    pending, self.pending = self.pending, []
-                    self.case.ingest(pending, self.run_id, self.recovered)
-                    summary.events_added += sum(s.records for s in pending)
-                    for stats in pending:
-                        _unlink(stats.spool)
-                self.finish(started, started_wall, command, collections)
-        except Exception:  # the stop's own error must not hide why the run stopped
-            pass
-
-    def finish(
-        self,
-        started: float,
-        started_wall: dt.datetime,
-        command: Sequence[str],
-        collections: Sequence[Collection],
-    ) -> None:
-        """Record the run in the open store: collections, paths, warnings, the summary."""
-        summary, case, run_id = self.summary, self.case, self.run_id
-        summary.seconds = time.perf_counter() - started
-        # Workers finish in any order; the report does not.
-        summary.warnings.sort(key=lambda w: w.path)
-        summary.files.sort(key=lambda f: f.path)
-        summary.peak_rss_bytes = _peak_rss()
-        if not summary.stopped:
-            _check_collected(collections, summary)
-            for collection in collections:
-                case.record_collection(
-                    run_id,
-                    collection.collection_id,
-                    collection.manifest_sha256,
-                    str(collection.given),
-                    host=collection.host,
-                    started=collection.started_utc,
-                    finished=collection.finished_utc,
-                    files=len(collection.files),
-                    manifest_verified=collection.manifest_verified,
-                )
-        case.record_paths((f.sha256, f.path) for f in summary.files if f.sha256)
-        case.record_warnings(run_id, summary.warnings)
-        case.record_run(run_id, command, started_wall, summary.as_dict())
-
-
-def _damaged(stats: FileStats) -> bool:
-    """An EVTX log the fast engine read with damage: records may be past it."""
-    return (
-        stats.kind == "evtx"
-        and stats.engine == "evtx"
-        and any(w.kind in DAMAGE for w in stats.warnings)
-    )
-
-
-def _recovered_count(stats: FileStats) -> int:
-    """The records ``--recover`` added to a log, from its ``recovered`` warning."""
-    for warning in stats.warnings:
-        if warning.kind == "recovered" and warning.message.split(" ", 1)[0].isdigit():
-            return int(warning.message.split(" ", 1)[0])
-    return 0
-
-
-def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """(first, last) ranges sorted and joined where they meet or overlap."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-def _collection_warnings(collections: Sequence[Collection]) -> list[ParseWarning]:
-    """What a collection's manifest itself says is wrong."""
-    warnings = []
-    for collection in collections:
-        if not collection.manifest_verified:
-            warnings.append(
-                ParseWarning(
-                    str(collection.given),
-                    "manifest-altered",
-                    "manifest.json does not match manifest.json.sha256: run irkit verify",
-                )
-            )
-        for stored in collection.outside:
-            warnings.append(
-                ParseWarning(
-                    str(collection.given),
-                    "manifest-outside",
-                    f"the manifest names {stored!r}, outside the collection: not read",
-                )
-            )
-    return warnings
-
-
-def _check_collected(collections: Sequence[Collection], summary: ParseSummary) -> None:
-    """A parsed file of a collection whose sha256 is not the manifest's is a warning."""
-    if not collections:
-        return
-    expected: dict[str, str] = {}
-    for collection in collections:
-        expected |= {str(f.path): f.sha256 for f in collection.files}
-    for stats in summary.files:
-        want = expected.get(stats.path)
-        if want and stats.sha256 and stats.sha256 != want:
-            summary.warnings.append(
-                ParseWarning(
-                    stats.path,
-                    "collection-mismatch",
-                    f"sha256 {stats.sha256} is not the manifest's {want}: altered since collection",
-                )
-            )
-
-
 def _remove_dead_spools(spool_dir: Path) -> None:
     """Remove what killed runs left in the spool (their parts were never registered).
 
@@ -441,8 +123,3 @@ def _remove_dead_spools(spool_dir: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-
-
-def _unlink(parts: list[str]) -> None:
-    for part in parts:
-        Path(part).unlink(missing_ok=True)

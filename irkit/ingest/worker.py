@@ -6,7 +6,7 @@ each tells the parent through a queue which task it starts, and its progress eve
 ``PROGRESS_EVERY`` records. The server starts with Python's safe path (no current folder
 on ``sys.path``), so it imports irkit from where this process did, whatever folder the
 run starts in. A worker that dies is a ``worker-died`` warning for its file (``died``;
-``irkit.ingest.pool`` decides which file killed it), never the end of the run.
+``irkit.ingest.runner`` decides which file killed it), never the end of the run.
 
 Ctrl-C is the parent's: a terminal sends SIGINT to the whole process group, and the
 parent stops the workers itself (stores what they finished, then terminates them). The

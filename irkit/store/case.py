@@ -1,7 +1,8 @@
 """A case directory: events in Parquet files, everything else in one DuckDB store.
 
 ``Case`` is the one class users open; it is made of parts, one module each:
-``irkit.store.registry`` (evidence, event parts, the ``events`` and ``timeline`` views),
+``irkit.store.registry`` (evidence, event parts, the ``events`` and ``timeline`` views;
+``irkit.store.slices`` keys a sliced file's repeated records apart),
 ``irkit.store.findings`` and ``irkit.store.runs`` (runs, warnings, collections), over the
 tables of ``irkit.store.schema``. Opening a case creates its tables and removes what a
 dead run left. The same Parquet files can be read unchanged by Spark, Trino or pandas.

@@ -6,7 +6,8 @@ evidence rows, in one transaction. ``events`` is a view over the registered part
 part becomes visible exactly when its evidence is recorded, and a run that dies leaves
 nothing half-visible: unregistered files are removed the next time the case is opened.
 This module owns that registry (``EvidenceRegistry``, a part of ``Case``): the parts and
-evidence tables, the ``events`` and ``timeline`` views, ingest and the paths seen.
+evidence tables, the ``events`` and ``timeline`` views, ingest, recovered logs and the
+paths seen; a sliced file's record keys are made unique by ``irkit.store.slices``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 from irkit.model import FileStats
 from irkit.store.hosts import canonical_hosts, host_expression
 from irkit.store.schema import EMPTY_EVENTS, EVENTS_DIR, FINDING_ROWS, sql_list
+from irkit.store.slices import SliceRecords
 
 if TYPE_CHECKING:
     import duckdb
 
 
-class EvidenceRegistry:
+class EvidenceRegistry(SliceRecords):
     """The evidence and its events in a case: parts, evidence rows and the views."""
 
     root: Path
@@ -225,65 +227,6 @@ class EvidenceRegistry:
             raise
         self._refresh_view()
         return sum(stats.records for stats in batch)
-
-    def _unique_records(self, stats: FileStats) -> None:
-        """A file parsed as slices may repeat a record id across slices: key repeats apart.
-
-        Within one slice the parser keys a repeat ``<id>#<n>``; across slices only the
-        store sees them all. The slices' record-id ranges say whether any repeat is
-        possible, and only the slices sharing ids are read back and rewritten. Repeats
-        are numbered by content, so the keys do not depend on which slice finished first.
-        """
-        from irkit.store.spool import slices_sharing_ids
-
-        if len(stats.spool) < 2:
-            return
-        if stats.slice_spool and len(stats.record_ranges) == len(stats.slice_spool):
-            involved = [
-                part
-                for index in sorted(slices_sharing_ids(stats.record_ranges))
-                for part in stats.slice_spool[index]
-            ]
-        else:  # ranges unknown: every part may hold repeats
-            involved = list(stats.spool)
-        if len(involved) < 2:
-            return
-        files = sql_list(involved)
-        repeats = self.db.execute(
-            f"""SELECT count(*) FROM (SELECT record FROM read_parquet({files})
-                GROUP BY record HAVING count(*) > 1)"""
-        ).fetchone()
-        if not repeats or not repeats[0]:
-            return
-        fixed = Path(involved[0]).with_name(
-            f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}-unique.parquet"
-        )
-        target = str(fixed).replace("'", "''")
-        # Only the repeated records are numbered (a small set); every row is copied once.
-        self.db.execute(
-            f"""COPY (
-                WITH src AS NOT MATERIALIZED (
-                    SELECT * FROM read_parquet({files}, filename = true, file_row_number = true)
-                ),
-                repeated AS (SELECT record FROM src GROUP BY record HAVING count(*) > 1),
-                numbered AS (
-                    SELECT filename AS f, file_row_number AS r, row_number() OVER (
-                        PARTITION BY record ORDER BY ts, md5(message), md5(fields)) AS n
-                    FROM src WHERE record IN (SELECT record FROM repeated)
-                )
-                SELECT src.* EXCLUDE (filename, file_row_number) REPLACE (
-                    CASE WHEN n > 1 THEN src.record || '#x' || n ELSE src.record END AS record,
-                    CASE WHEN n > 1 THEN md5(src.evidence_sha256 || '|' || src.record || '#x'
-                                             || n || '|' || src.ts_desc)
-                         ELSE src.uid END AS uid)
-                FROM src LEFT JOIN numbered
-                  ON src.filename = numbered.f AND src.file_row_number = numbered.r
-            ) TO '{target}' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 20000)"""
-        )
-        for name in involved:
-            Path(name).unlink(missing_ok=True)
-        rewritten = set(involved)
-        stats.spool = [part for part in stats.spool if part not in rewritten] + [str(fixed)]
 
     def _mark_recovered(self, sha256: str, records: int, run_id: str, now: dt.datetime) -> None:
         self.db.execute(

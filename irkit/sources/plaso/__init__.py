@@ -1,8 +1,10 @@
 """plaso (log2timeline) as an irkit source: plaso's parsers run in-process on one file.
 
 - ``source``: ``PlasoSource`` (the Source protocol; imports plaso only when parsing);
-- ``run``: one file through plaso, event data to rows, warnings; ``probe`` (which parsers
-  take a file) and ``warm`` (set plaso up now);
+- ``run``: one file through plaso (``FileRun``), event data to rows, warnings;
+- ``options``: ``PlasoOptions``, what a run may change;
+- ``result``: ``Result``, what plaso did with one file beyond its rows;
+- ``probe``: ``probe`` (which parsers take a file) and ``warm`` (set plaso up now);
 - ``engine``: plaso's worker, parsers, timeliner and formatters, set up once per process;
 - ``collector``: the in-memory storage writer plaso's parsers write into;
 - ``rows``: event data as text fields, message, host, user, event id, times;

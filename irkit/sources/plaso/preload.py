@@ -1,4 +1,4 @@
-"""Importing this module sets plaso up in the importing process (``run.warm``).
+"""Importing this module sets plaso up in the importing process (``probe.warm``).
 
 For the worker pool's fork server (``irkit.ingest.worker.WORKER_PRELOAD``): every worker
 it forks then starts with plaso imported, its parsers built and its text grammars
@@ -9,7 +9,7 @@ set plaso up themselves, and say why if they cannot.
 from __future__ import annotations
 
 try:
-    from irkit.sources.plaso.run import warm
+    from irkit.sources.plaso.probe import warm
 
     warm()
 except Exception:  # the worker that parses a plaso file will report it

@@ -24,25 +24,22 @@ the times above) is still one row, so nothing is lost: timed by the collection t
 A date-less time plaso can place (the parser's helper saw the file's dates) is placed as
 plaso places it, with one ``assumed-year`` warning per file naming the years taken;
 ``preferred_year`` sets the year (no warning then).
+
+This module owns ``FileRun``, the state of one file's parse: plaso's callbacks, the
+times of each event data, its rows and the file's warnings.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime as dt
-from pathlib import Path
 from typing import Any, Final
 
-from irkit.errors import UsageError
-from irkit.model import FileStats
 from irkit.sources.base import ParseContext, RowSink
 from irkit.sources.plaso import rows
 from irkit.sources.plaso.collector import Collector
 from irkit.sources.plaso.engine import (
-    CRASHED,
     DEFAULT_PARSERS,
-    FAILED,
     PARSED,
     VERSION,
     Attempt,
@@ -51,6 +48,8 @@ from irkit.sources.plaso.engine import (
     os_path_spec,
 )
 from irkit.sources.plaso.mapping import Mapping, load_mapping
+from irkit.sources.plaso.options import PlasoOptions
+from irkit.sources.plaso.result import REASONS, Result
 
 #: Named warnings of one kind per file; past this, one warning counts the rest.
 MAX_WARNINGS: Final = 100
@@ -60,94 +59,6 @@ _PARTIAL_KINDS: Final = frozenset({"plaso-extraction", "parser-error"})
 _YEAR_NOTES: Final = ("base date", "date-less log helper", "earliest and latest date")
 #: plaso's timestamp_desc of an event data without a time.
 NOT_A_TIME: Final = "Not a time"
-#: Why a time was not used (``Result.unused`` keys), as the warning says it.
-REASONS: Final = {
-    "zero": "a stored zero (unset)",
-    "no-year": "no year to place them in",
-    "range": "out of range",
-}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PlasoOptions:
-    """What a run may change (``ParseContext.options`` keys ``plaso_parsers``,
-    ``preferred_year``, ``time_zone``)."""
-
-    #: plaso parser filter expression (presets not expanded): ``!filestat`` = all but it.
-    parsers: str = DEFAULT_PARSERS
-    #: The year of date-less times (plaso's ``--preferred-year``); None: from file dates.
-    preferred_year: int | None = None
-    #: The zone of local times (plaso's ``--timezone``); empty: read as UTC.
-    time_zone: str = ""
-
-    @classmethod
-    def from_options(cls, options: dict[str, str]) -> PlasoOptions:
-        """Read and check the options; a bad value is a UsageError."""
-        year_text = options.get("preferred_year", "").strip()
-        year: int | None = None
-        if year_text:
-            if not year_text.isdigit() or not 1970 <= int(year_text) <= 9999:
-                raise UsageError(f"preferred year {year_text!r} is not a year (1970-9999)")
-            year = int(year_text)
-        zone = options.get("time_zone", "").strip()
-        if zone:
-            import pytz
-
-            try:
-                pytz.timezone(zone)
-            except pytz.UnknownTimeZoneError as exc:
-                raise UsageError(f"unknown time zone {zone!r}", hint="e.g. Europe/Berlin") from exc
-        parsers = options.get("plaso_parsers", "").strip() or DEFAULT_PARSERS
-        return cls(parsers, year, zone)
-
-
-@dataclasses.dataclass(slots=True)
-class Result:
-    """What plaso did with one file, beyond the rows and warnings."""
-
-    #: Event data per parser chain, in the order the chains first appeared.
-    event_data: dict[str, int] = dataclasses.field(default_factory=dict)
-    #: Rows per parser chain.
-    rows: dict[str, int] = dataclasses.field(default_factory=dict)
-    #: Event data without a usable time (one ``Not a time`` row each), per data type.
-    untimed: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    #: Times not used, per (reason, data type): see REASONS.
-    unused: collections.Counter[tuple[str, str]] = dataclasses.field(
-        default_factory=collections.Counter
-    )
-    #: Each parser tried, and what it did.
-    attempts: list[Attempt] = dataclasses.field(default_factory=list)
-    #: Parsers whose format signature matched (tried first, as log2timeline does).
-    matched: list[str] = dataclasses.field(default_factory=list)
-    #: Parsers that produced plaso extraction or recovery warnings.
-    warned_parsers: set[str] = dataclasses.field(default_factory=set)
-    #: plaso's extraction and recovery warnings.
-    plaso_warnings: int = 0
-    #: Why no parser took the file (empty when one did).
-    reason: str = ""
-
-    @property
-    def parsers(self) -> tuple[str, ...]:
-        """The parsers that took the file: those that gave event data or warnings, failed
-        on it, or whose format signature matched and did not reject it."""
-        took = {chain.split("/")[0] for chain in self.event_data} | self.warned_parsers
-        return tuple(
-            dict.fromkeys(
-                a.parser
-                for a in self.attempts
-                if a.parser in took
-                or a.result in (FAILED, CRASHED)
-                or (a.result == PARSED and a.parser in self.matched)
-            )
-        )
-
-    @property
-    def recognised(self) -> bool:
-        """True when some plaso parser took the file, even one that found nothing in it
-        (an empty registry transaction log). A parser that returns without rejecting a file
-        it has no signature for (plaso's ``recycle_bin_info2`` does, for any file not named
-        INFO2) does not count."""
-        return bool(self.event_data or self.parsers)
 
 
 class _Pending:
@@ -479,34 +390,3 @@ def _why_not(attempts: list[Attempt], matched: list[str]) -> str:
     if not attempts:
         return "no plaso parser applies to it"
     return f"no format signature matched and none of the {tried} parsers without one took it"
-
-
-class _Discard:
-    def add(self, row: Any) -> None:
-        pass
-
-
-def probe(path: Path, options: PlasoOptions | None = None) -> tuple[Result, FileStats]:
-    """Run plaso on one file, keeping no rows: which parsers took it (``Result.parsers``),
-    whether any did (``Result.recognised``) and why not (``Result.reason``), with the
-    warnings the parse would give (``FileStats.warnings``). For discovery and tests."""
-    stats = FileStats(path=str(path))
-    ctx = ParseContext(path, str(path), "", stats)
-    result = FileRun(ctx, _Discard(), options or PlasoOptions()).run()
-    return result, stats
-
-
-#: A line of a traditional syslog: parsing it builds plaso's text parser (its format
-#: scanner and pyparsing grammars, ~1 s), which otherwise happens on the first text file.
-_WARM_TEXT: Final = b"Jan  1 00:00:00 irkit warm[1]: up\n"
-
-
-def warm(options: PlasoOptions | None = None) -> None:
-    """Set plaso up in this process now (~3 s): imports, parsers, formatters, timeliner and
-    the text parser. For a worker pool's fork server: the workers it forks start ready."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="irkit-plaso-") as folder:
-        sample = Path(folder) / "syslog"
-        sample.write_bytes(_WARM_TEXT)
-        probe(sample, options)

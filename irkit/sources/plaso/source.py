@@ -29,6 +29,7 @@ class PlasoSource:
     def parse(self, ctx: ParseContext, sink: RowSink) -> None:
         """Run plaso's parsers on the file in this process; rows to ``sink``, problems as
         named warnings (docs/sources.md#plaso)."""
-        from irkit.sources.plaso.run import FileRun, PlasoOptions
+        from irkit.sources.plaso.options import PlasoOptions
+        from irkit.sources.plaso.run import FileRun
 
         FileRun(ctx, sink, PlasoOptions.from_options(ctx.options)).run()
