@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import enum
-import io
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from irkit.cli.common import Column, Debug, errors_handled, fit_table, safe_text, stderr_console
+from irkit.cli.common import (
+    Column,
+    Debug,
+    errors_handled,
+    fit_table,
+    is_stdout,
+    safe_text,
+    stderr_console,
+    text_output,
+)
 from irkit.store.timeline import parse_time
 
 if TYPE_CHECKING:
@@ -20,7 +27,6 @@ if TYPE_CHECKING:
 
 TABLE_LIMIT = 500
 #: ``-o -``: standard output, as for irkit hash and irkit timeline.
-STDOUT = "-"
 #: Hosts named in a table cell; the rest are counted.
 TABLE_HOSTS = 3
 KINDS_HELP = "process, parent-child, service, task, logon, autorun or network"
@@ -120,20 +126,8 @@ def _output(
     if fmt is Format.table:
         _render_table(rows, columns, by_time)
         return
-    if output is not None and str(output) != STDOUT:
-        tmp = output.with_name(f".{output.name}.irkit-tmp")
-        with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
-            _write(rows, columns, fmt, handle)
-        tmp.replace(output)
-        return
-    stream = io.TextIOWrapper(
-        sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
-    )
-    try:
-        _write(rows, columns, fmt, stream)
-    finally:
-        stream.flush()
-        stream.detach()
+    with text_output(output) as handle:
+        _write(rows, columns, fmt, handle)
 
 
 def _write(rows: Sequence[StackRow], columns: Sequence[str], fmt: Format, out: TextIO) -> None:
@@ -165,7 +159,7 @@ def _check_output(fmt: Format, output: Path | None, command: str) -> None:
     """The table is for the terminal: -o FILE needs CSV or JSONL (as for irkit timeline)."""
     from irkit.errors import UsageError
 
-    if fmt is Format.table and output is not None and str(output) != STDOUT:
+    if fmt is Format.table and not is_stdout(output):
         raise UsageError(
             "--output needs --format csv or jsonl: the table is for the terminal",
             hint=f"{command} --format csv -o {output}",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, ParamSpec, TextIO, TypeVar
 
 import typer
 from typer import _click  # typer vendors click here (ruff bans importing click)
@@ -122,6 +124,37 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(int(ExitCode.FATAL)) from None
 
     return wrapper
+
+
+#: ``-o -``: standard output, for every command that writes data.
+STDOUT: Final = "-"
+
+
+def is_stdout(path: Path | None) -> bool:
+    """Whether an ``--output`` means standard output (none given, or ``-``)."""
+    return path is None or str(path) == STDOUT
+
+
+@contextlib.contextmanager
+def text_output(path: Path | None) -> Iterator[TextIO]:
+    """Where exported text goes: standard output for none or ``-``, else ``path``
+    written atomically (a temporary name, renamed into place once complete). UTF-8,
+    newlines as written, text that cannot be encoded backslash-escaped."""
+    if is_stdout(path):
+        stream = io.TextIOWrapper(
+            sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
+        )
+        try:
+            yield stream
+        finally:
+            stream.flush()
+            stream.detach()
+        return
+    assert path is not None
+    tmp = path.with_name(f".{path.name}.irkit-tmp")
+    with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
+        yield handle
+    tmp.replace(path)
 
 
 def warnings_line(warnings: Sequence[ParseWarning]) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import enum
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from irkit.cli.common import Debug, errors_handled, safe_text
+from irkit.cli.common import Debug, errors_handled, is_stdout, safe_text, text_output
 from irkit.errors import UsageError
 from irkit.model import Severity
 
@@ -117,7 +116,7 @@ def findings(
     from irkit.detect.scan import iter_findings
     from irkit.store.case import Case
 
-    if fmt is FindingsFormat.table and output is not None and str(output) != "-":
+    if fmt is FindingsFormat.table and not is_stdout(output):
         raise UsageError(
             "--output writes CSV or JSON Lines, not the table", hint="add --format csv or jsonl"
         )
@@ -126,22 +125,8 @@ def findings(
             _table(iter_findings(store, min_level.value, detector or ()), limit, group)
             return
         rows = iter_findings(store, min_level.value, detector or (), limit)
-        if output is None or str(output) == "-":
-            import io
-
-            stream = io.TextIOWrapper(
-                sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
-            )
-            try:
-                write_findings(fmt, rows, stream)
-            finally:
-                stream.flush()
-                stream.detach()
-            return
-        tmp = output.with_name(f".{output.name}.irkit-tmp")
-        with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
+        with text_output(output) as handle:
             write_findings(fmt, rows, handle)
-        tmp.replace(output)
 
 
 def write_findings(fmt: FindingsFormat, rows: Any, out: TextIO) -> None:

@@ -136,8 +136,7 @@ def parse(
     elif not quiet:
         render_summary(stderr_console(), summary, [str(p) for p in evidence])
     if quiet and summary.warnings:
-        from irkit.cli.common import say
-        from irkit.cli.summary import partial_line
+        from irkit.cli.common import say, warnings_line
 
-        say("irkit: partial: ", "yellow", partial_line(summary))
+        say("irkit: partial: ", "yellow", warnings_line(summary.warnings))
     raise typer.Exit(code)

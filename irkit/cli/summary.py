@@ -148,17 +148,6 @@ def files_line(data: dict[str, Any]) -> str:
     )
 
 
-def partial_line(summary: ParseSummary) -> str:
-    """One line for a partial run shown without its summary (``-q``): how many
-    warnings, and the first, so a script's log still names the file."""
-    first = summary.warnings[0]
-    files = len({w.path for w in summary.warnings})
-    return (
-        f"{len(summary.warnings):,} warnings in {files:,} files, first: {first.path}: "
-        f"{first.kind} (run without -q for the list)"
-    )
-
-
 def render_warnings(console: Console, summary: ParseSummary) -> None:
     """Warnings grouped by file: counts by kind, then the first message of each kind."""
     by_file: dict[str, dict[str, list[str]]] = {}

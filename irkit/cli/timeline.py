@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import enum
-import io
-import sys
 from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
 
-from irkit.cli.common import Debug, errors_handled, safe_text, stderr_console
+from irkit.cli.common import (
+    Debug,
+    errors_handled,
+    is_stdout,
+    safe_text,
+    stderr_console,
+    text_output,
+)
 from irkit.errors import UsageError
 from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter, parse_time
 
 TABLE_LIMIT = 500
 #: ``-o -``: standard output, as for ``irkit hash``.
-STDOUT = "-"
 
 
 class Format(enum.StrEnum):
@@ -54,17 +58,6 @@ def build_filter(
         where=where or "",
         limit=limit,
     )
-
-
-def write_file(
-    selection: Selection, fmt: Format, out: Path, *, excel: bool, field_columns: int
-) -> int:
-    """Write a CSV, JSONL or bodyfile atomically (a temporary file renamed into place)."""
-    tmp = out.with_name(f".{out.name}.irkit-tmp")
-    with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
-        count = _write(selection, fmt, handle, excel=excel, field_columns=field_columns)
-    tmp.replace(out)
-    return count
 
 
 def _write(
@@ -191,8 +184,7 @@ def timeline(
     """
     from irkit.store.case import Case
 
-    to_stdout = output is None or str(output) == STDOUT
-    if fmt is Format.table and not to_stdout:
+    if fmt is Format.table and not is_stdout(output):
         raise UsageError(
             "--output needs --format csv, jsonl or bodyfile: the table is for the terminal",
             hint=f"irkit timeline {case} --format csv -o {output}",
@@ -213,18 +205,8 @@ def timeline(
                     safe_text(f"showing {shown:,} of {total:,} events (--limit)")
                 )
             return
-        if not to_stdout:
-            assert output is not None
-            count = write_file(selection, fmt, output, excel=excel, field_columns=field_columns)
-        else:
-            stream = io.TextIOWrapper(
-                sys.stdout.buffer, encoding="utf-8", newline="", errors="backslashreplace"
-            )
-            try:
-                count = _write(selection, fmt, stream, excel=excel, field_columns=field_columns)
-            finally:
-                stream.flush()
-                stream.detach()
+        with text_output(output) as handle:
+            count = _write(selection, fmt, handle, excel=excel, field_columns=field_columns)
         if not count and not selection.count():
             _none_matched()
 

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from irkit.cli.common import Debug, JsonOut, Quiet, Workers, errors_handled, print_json, safe_text
+from irkit.cli.common import (
+    Debug,
+    JsonOut,
+    Quiet,
+    Workers,
+    errors_handled,
+    print_json,
+    safe_text,
+    text_output,
+)
 from irkit.cli.parse import Engine, Recover, open_evidence, run_parse
 from irkit.cli.scan import FailOn, SigmaRules, YaraRules
 from irkit.errors import ExitCode, UsageError
@@ -77,7 +86,7 @@ def triage(
     """
     from irkit.cli.common import say, stderr_console, warnings_line
     from irkit.cli.scan import scan_progress
-    from irkit.cli.summary import partial_line, render_summary
+    from irkit.cli.summary import render_summary
     from irkit.ingest.summary import ParseSummary
 
     out = _case_dir(case, out)
@@ -128,11 +137,7 @@ def triage(
     if quiet and (summary.warnings or hashed.warnings or scan_warnings):
         # A partial run still says, in one line, the first file and warning that made it
         # so: the parse's first, else the hashing's, else the scan's.
-        line = (
-            partial_line(summary)
-            if summary.warnings
-            else warnings_line(hashed.warnings or scan_warnings)
-        )
+        line = warnings_line(summary.warnings or hashed.warnings or scan_warnings)
         say("irkit: partial: ", "yellow", line)
     if hashed.findings:  # an IOC match: exit 4, as irkit hash --ioc does
         raise typer.Exit(int(ExitCode.FINDINGS))
@@ -158,13 +163,8 @@ def _write_findings(target: Path, case: Path) -> None:
     from irkit.detect.scan import iter_findings
     from irkit.store.case import Case
 
-    tmp = target.with_name(f".{target.name}.irkit-tmp")
-    with (
-        Case(case, read_only=True) as store,
-        tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle,
-    ):
+    with Case(case, read_only=True) as store, text_output(target) as handle:
         write_findings(FindingsFormat.csv, iter_findings(store), handle)
-    tmp.replace(target)
 
 
 def _write_timeline(target: Path, case: Path, progress: ScanProgress) -> int:
@@ -174,14 +174,12 @@ def _write_timeline(target: Path, case: Path, progress: ScanProgress) -> int:
     from irkit.store.case import Case
     from irkit.store.timeline import DEFAULT_FIELD_COLUMNS, Selection, TimelineFilter
 
-    tmp = target.with_name(f".{target.name}.irkit-tmp")
     with Case(case, read_only=True) as store:
         selection = Selection.of(store, TimelineFilter())
         progress.phase(f"writing {target.name}", total=selection.count(), unit="rows")
-        with tmp.open("w", encoding="utf-8", newline="", errors="backslashreplace") as handle:
+        with text_output(target) as handle:
             rows = CsvWriter(DEFAULT_FIELD_COLUMNS).write(selection, handle, progress.advance)
         progress.done()
-    tmp.replace(target)
     return rows
 
 

@@ -71,22 +71,16 @@ class EvidenceRegistry(SliceRecords):
     def host_names(self) -> dict[str, str]:
         """Each host spelling shown under another name in the ``events`` view → that name
         (irkit.store.hosts); the parts keep the spelling their evidence has."""
-        counts: dict[str, int] = {}
-        known = self.db.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'part_hosts'"
-        ).fetchall()[0][0]
-        counted = "(SELECT file FROM part_hosts)" if known else "(SELECT NULL)"
-        if known:
-            rows = self.db.execute(
-                """SELECT host, sum(events) FROM part_hosts
-                   WHERE file IN (SELECT file FROM parts) GROUP BY host"""
-            ).fetchall()
-            counts.update((host, int(n)) for host, n in rows)
+        rows = self.db.execute(
+            """SELECT host, sum(events) FROM part_hosts
+               WHERE file IN (SELECT file FROM parts) GROUP BY host"""
+        ).fetchall()
+        counts = {host: int(n) for host, n in rows}
         missing = [  # parts of a case made before part_hosts existed: read them here
             str(self.events_dir / row[0])
             for row in self.db.execute(
-                f"""SELECT DISTINCT file FROM parts
-                    WHERE file NOT IN {counted} ORDER BY file"""
+                """SELECT DISTINCT file FROM parts
+                   WHERE file NOT IN (SELECT file FROM part_hosts) ORDER BY file"""
             ).fetchall()
         ]
         if missing:
