@@ -100,6 +100,11 @@ class FileStats:
     record_ranges: list[list[tuple[int, int]]] = dataclasses.field(default_factory=list)
     #: A sliced file's spool parts, one list per slice (in step with ``record_ranges``).
     slice_spool: list[list[str]] = dataclasses.field(default_factory=list)
+    #: Rows per parser family (``evtx``, ``osquery``, ``winreg``, ``text/syslog``…).
+    families: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: For status "unrecognised": why no parser took the file (``empty file``, ``no parser
+    #: matched``, ``encrypted``…). Such a file is not evidence in the case.
+    unrecognised: str = ""
 
 
 class Severity(enum.StrEnum):

@@ -299,8 +299,8 @@ def test_every_file_parses_to_aware_utc_rows_with_unique_keys(
             keys.add((row[8], row[1]))  # the uid: md5(sha256 | record | ts_desc)
         assert len(keys) == len(got.rows), f"{rel}: two rows with one uid"
         assert sum(got.result.rows.values()) == len(got.rows) == got.stats.records
-        if "not-recognised" in got.kinds():
-            assert not got.rows and not got.result.recognised
+        if got.stats.status == "unrecognised":
+            assert not got.rows and not got.result.recognised and got.stats.unrecognised
             not_recognised.add(rel)
     no_event_data = {r for r, row in baseline.items() if row["event_data_nonfilestat"] == "0"}
     assert not_recognised == no_event_data - set(TAKEN_EMPTY)
@@ -311,7 +311,8 @@ def test_every_file_parses_to_aware_utc_rows_with_unique_keys(
 def test_files_plaso_rejects_or_breaks_on_are_named_warnings(parsed: Any) -> None:
     truncated = parsed("test_data/plist/truncated.plist")
     assert not truncated.rows
-    [reason] = truncated.messages("not-recognised")
+    assert truncated.stats.status == "unrecognised" and not truncated.stats.warnings
+    reason = truncated.stats.unrecognised
     assert "plist matched but it rejected the file" in reason
     corrupt = parsed("test_data/utmp/utmp_corrupted")
     assert len(corrupt.rows) == 2 and corrupt.kinds()["plaso-extraction"] == 2
@@ -331,7 +332,7 @@ def test_files_plaso_rejects_or_breaks_on_are_named_warnings(parsed: Any) -> Non
     assert ntuser.result.event_data["winreg/explorer_mountpoints2"] == 3
     assert ntuser.result.event_data["winreg/bagmru"] == 1
     # An archive is not walked (log2timeline's --archives none): not recognised.
-    assert parsed("test_data/syslog.zip").kinds()["not-recognised"] == 1
+    assert parsed("test_data/syslog.zip").stats.status == "unrecognised"
 
 
 @pytest.mark.parametrize(
@@ -517,7 +518,7 @@ def test_probe_says_which_parsers_take_a_file(ptd: Path) -> None:
     assert "prefetch" in result.matched and not stats.warnings
     result, stats = probe(ptd / "SOURCE.md")
     assert not result.recognised and result.reason.startswith("no format signature matched")
-    assert [w.kind for w in stats.warnings] == ["not-recognised"]
+    assert not stats.warnings and stats.unrecognised == result.reason
 
 
 def test_options_are_checked_and_a_parser_filter_applies(ptd: Path) -> None:
@@ -530,7 +531,7 @@ def test_options_are_checked_and_a_parser_filter_applies(ptd: Path) -> None:
     only = parse_file(ptd / "test_data/wintask.job", "wintask.job", plaso_parsers="winjob")
     assert len(only.rows) == 2 and only.stats.engine.endswith(" (winjob)")
     other = parse_file(ptd / "test_data/wintask.job", "wintask.job", plaso_parsers="prefetch")
-    assert not other.rows and other.kinds()["not-recognised"] == 1
+    assert not other.rows and other.stats.status == "unrecognised"
 
 
 def test_mapping_names_real_plaso_parsers_and_attributes(parsed: Any) -> None:

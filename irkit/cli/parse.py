@@ -34,6 +34,13 @@ Recover = Annotated[
         help="Read damaged EVTX again with python-evtx and add the records only it can read.",
     ),
 ]
+Vss = Annotated[
+    bool,
+    typer.Option(
+        "--vss",
+        help="In disk images, also read every Volume Shadow Copy store (as /vss1, /vss2…).",
+    ),
+]
 
 
 def check_outside_evidence(out: Path, evidence: list[Path]) -> None:
@@ -66,6 +73,8 @@ def run_parse(
     recover: bool = False,
     allow_empty: bool = False,
     collections: Sequence[Any] | None = None,
+    *,
+    vss: bool = False,
 ) -> object:
     """Parse with a progress bar when on a terminal; returns the ParseSummary.
 
@@ -84,7 +93,7 @@ def run_parse(
         return parse_evidence(
             evidence,
             case,
-            ParseOptions(evtx_engine=engine, workers=workers, recover=recover),
+            ParseOptions(evtx_engine=engine, workers=workers, recover=recover, vss=vss),
             progress,
             command=sys.argv,
             allow_empty=allow_empty,
@@ -101,6 +110,7 @@ def parse(
     case: CaseDir = Path("irkit-case"),
     evtx_engine: Engine = "evtx",
     recover: Recover = False,
+    vss: Vss = False,
     workers: Workers = 0,
     cross_check: Annotated[
         bool,
@@ -117,12 +127,14 @@ def parse(
       irkit parse /mnt/evidence/winevt/Logs --case host01
 
       irkit parse host01.zip osquery/ -c host01 --evtx-engine python-evtx --recover
+
+      irkit parse disk.E01 --vss -c host01
     """
     from irkit.cli.common import stderr_console
     from irkit.cli.summary import render_summary
     from irkit.ingest.summary import ParseSummary
 
-    summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover)
+    summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover, vss=vss)
     assert isinstance(summary, ParseSummary)
     data = summary.as_dict()
     code = int(summary.exit_code)

@@ -96,6 +96,7 @@ def render_summary(console: Console, summary: ParseSummary, evidence: Sequence[s
             "what their name says)",
         ),
         ("records", f"{data['records']:,} parsed, {data['events_added']:,} new events"),
+        ("by family", families_line(data["records_by_family"])),
         ("skipped", f"{data['skipped_chunks']:,} chunks, {data['skipped_records']:,} records"),
         ("warnings", f"{data['warnings']:,} in {len(data['errors_by_file']):,} files"),
         (
@@ -116,8 +117,11 @@ def render_summary(console: Console, summary: ParseSummary, evidence: Sequence[s
             ),
         )
     for key, value in rows:
-        table.add_row(key, safe_text(value))
+        if value:
+            table.add_row(key, safe_text(value))
     console.print(table)
+    if summary.not_recognised:
+        render_not_recognised(console, summary.not_recognised)
     if summary.warnings:
         render_warnings(console, summary)
     kinds = {w.kind for w in summary.warnings}
@@ -146,6 +150,30 @@ def files_line(data: dict[str, Any]) -> str:
         )
         + f"{data['files_failed']:,} failed"
     )
+
+
+def families_line(families: dict[str, int], shown: int = 12) -> str:
+    """Records per parser family, most first: ``evtx 1,234 · winreg 567 · …``."""
+    ranked = sorted(families.items(), key=lambda item: (-item[1], item[0]))
+    line = " · ".join(f"{name} {count:,}" for name, count in ranked[:shown])
+    if len(ranked) > shown:
+        line += f" · {len(ranked) - shown} more families (--json lists all)"
+    return line
+
+
+def render_not_recognised(console: Console, files: Sequence[tuple[str, str]]) -> None:
+    """The files no parser took, each with why (the first ``MAX_FILES_SHOWN``)."""
+    console.print(Text(f"not recognised ({len(files):,} files, no events):", style="bold"))
+    for shown, (path, why) in enumerate(files):
+        if shown == MAX_FILES_SHOWN:
+            console.print(f"  … and {len(files) - shown:,} more files (--json lists all)")
+            break
+        line = Text("  ")
+        line.append_text(safe_text(path, "cyan"))
+        line.append(": ")
+        line.append_text(safe_text(why))
+        line.truncate(max(console.width, 40), overflow="ellipsis")
+        console.print(line, no_wrap=True, overflow="ellipsis")
 
 
 def render_warnings(console: Console, summary: ParseSummary) -> None:

@@ -1,4 +1,5 @@
-"""`irkit timeline CASE`: filter and export the case's events (table, CSV, JSONL, bodyfile)."""
+"""`irkit timeline CASE`: filter and export the case's events (table, CSV, JSONL, bodyfile,
+l2tcsv)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Format(enum.StrEnum):
     csv = "csv"
     jsonl = "jsonl"
     bodyfile = "bodyfile"
+    l2tcsv = "l2tcsv"
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -66,6 +68,7 @@ def _write(
     from irkit.export.bodyfile import BodyfileWriter
     from irkit.export.csv import CsvWriter
     from irkit.export.jsonl import JsonlWriter
+    from irkit.export.l2tcsv import L2tCsvWriter
 
     if fmt is Format.csv:
         return CsvWriter(field_columns, excel=excel).write(selection, handle)
@@ -77,6 +80,17 @@ def _write(
                 safe_text(
                     f"bodyfile: {count:,} files from {writer.events:,} file events; "
                     f"{writer.skipped:,} other events skipped (not file events)"
+                )
+            )
+        return count
+    if fmt is Format.l2tcsv:
+        l2t = L2tCsvWriter(field_columns)
+        count = l2t.write(selection, handle)
+        if l2t.untimed:
+            stderr_console().print(
+                safe_text(
+                    f"l2tcsv: {l2t.untimed:,} events without a time that l2tcsv can write: "
+                    "dated 01/01/1970 00:00:00, said in notes"
                 )
             )
         return count
@@ -151,7 +165,10 @@ def timeline(
             "--where", help="An SQL condition on the events (reads the case and nothing else)."
         ),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", "-f", help="Output format (l2tcsv: plaso's 17-column CSV)."),
+    ] = Format.table,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write to this file (atomically); - for stdout."),
@@ -186,7 +203,7 @@ def timeline(
 
     if fmt is Format.table and not is_stdout(output):
         raise UsageError(
-            "--output needs --format csv, jsonl or bodyfile: the table is for the terminal",
+            "--output needs --format csv, jsonl, l2tcsv or bodyfile: the table is for the terminal",
             hint=f"irkit timeline {case} --format csv -o {output}",
         )
     if fmt is Format.table and limit is None:

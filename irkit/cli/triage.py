@@ -19,7 +19,7 @@ from irkit.cli.common import (
     safe_text,
     text_output,
 )
-from irkit.cli.parse import Engine, Recover, open_evidence, run_parse
+from irkit.cli.parse import Engine, Recover, Vss, open_evidence, run_parse
 from irkit.cli.scan import FailOn, SigmaRules, YaraRules
 from irkit.errors import ExitCode, UsageError
 
@@ -53,6 +53,7 @@ def triage(
     ] = None,
     evtx_engine: Engine = "evtx",
     recover: Recover = False,
+    vss: Vss = False,
     workers: Workers = 0,
     ioc: Annotated[
         list[Path] | None,
@@ -93,7 +94,15 @@ def triage(
     given = [str(p) for p in path]  # as typed: the --recover hint repeats them
     path, collections = open_evidence(path, out)
     summary = run_parse(
-        path, out, evtx_engine, workers, quiet, recover, allow_empty=True, collections=collections
+        path,
+        out,
+        evtx_engine,
+        workers,
+        quiet,
+        recover,
+        allow_empty=True,
+        collections=collections,
+        vss=vss,
     )
     assert isinstance(summary, ParseSummary)
     scanned = None

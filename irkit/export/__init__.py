@@ -13,10 +13,12 @@ from irkit.export.base import Writer
 from irkit.export.bodyfile import BodyfileWriter
 from irkit.export.csv import CsvWriter
 from irkit.export.jsonl import JsonlWriter
+from irkit.export.l2tcsv import L2tCsvWriter
 
 #: Every file format ``irkit timeline --format`` writes (``table`` is rendered by the CLI).
 WRITERS: Final[dict[str, type[Writer]]] = {
     "csv": CsvWriter,
     "jsonl": JsonlWriter,
     "bodyfile": BodyfileWriter,
+    "l2tcsv": L2tCsvWriter,
 }

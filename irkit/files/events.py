@@ -58,20 +58,25 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
 
 def entry_rows(entry: FileEntry) -> list[Row]:
     """One event per known time of the entry (the bodyfile convention)."""
+    return field_rows(entry_fields(entry), entry.root, entry.path)
+
+
+def field_rows(fields: dict[str, str], artifact: str, record: str) -> list[Row]:
+    """One event per known time in a file's ``fields`` (``entry_fields``' names): the
+    rows of a file on disk and of one inside an image (``irkit.files.vfs``) alike."""
     from irkit.sources.messages import one_line
 
-    fields = entry_fields(entry)
     blob = orjson.dumps(fields)
     what = f"{fields['size']} bytes, {fields['mode']}, uid {fields['uid']}"
-    if entry.digests.get("sha256"):
-        what += f", sha256 {entry.digests['sha256'][:16]}…"
+    if fields["sha256"]:
+        what += f", sha256 {fields['sha256'][:16]}…"
     rows: list[Row] = []
     for key, desc, letter in TIMES:
         ts = fields[key]
         if not ts:
             continue
-        message = one_line(f"{desc}: {entry.path} ({what})")
-        rows.append((ts, desc, entry.root, "", fields["uid"], letter, message, blob, entry.path))
+        message = one_line(f"{desc}: {fields['path']} ({what})")
+        rows.append((ts, desc, artifact, "", fields["uid"], letter, message, blob, record))
     return rows
 
 

@@ -25,7 +25,7 @@ from irkit.ingest.slices import merge_slices
 from irkit.ingest.summary import ParseSummary, Progress
 from irkit.ingest.tasks import Done
 from irkit.ingest.worker import ranges_text
-from irkit.model import FileStats
+from irkit.model import FileStats, ParseWarning
 from irkit.sources.evtx import DAMAGE
 from irkit.store.case import Case
 
@@ -81,6 +81,7 @@ class IngestBatch:
         (candidate, sha256, the record ids read: ``""`` when the case must say)."""
         progress = self.progress
         repairs: dict[str, tuple[Candidate, str]] = {}
+        copied: list[tuple[FileStats, bool]] = []
         for candidate in candidates:
             if (kept := copies.copy_of.get(candidate.display)) is not None:
                 stats = FileStats(
@@ -91,15 +92,18 @@ class IngestBatch:
                     status="copy",
                     copy_of=kept,
                 )
-                self.add(stats)
+                copied.append((stats, candidate.explicit))
                 progress.file_done(stats)
+        unrecognised: dict[str, str] = {}
         unique = [c for c in candidates if c.display not in copies.copy_of]
         results = run_workers(unique, spool, already, copies.sha256, self.options, progress)
         with contextlib.closing(results):  # an error here stops the workers at once
             for done in results:
                 stats = done.stats
                 if done.of is None:
-                    counted = self.add(stats)
+                    if stats.status == "unrecognised":
+                        unrecognised[stats.path] = stats.unrecognised
+                    counted = self.add(stats, explicit=done.task.candidate.explicit)
                     progress.records(counted - done.reported)
                     progress.file_done(stats)
                     if stats.status == "already" and stats.sha256 in damaged:
@@ -117,6 +121,10 @@ class IngestBatch:
                 elif counted and self.options.recover and _damaged(whole):
                     ranges = [r for part in whole.record_ranges for r in part]
                     repairs[whole.sha256] = (done.task.candidate, ranges_text(_merged(ranges)))
+        for stats, explicit in copied:  # a copy of a file no parser took is not one either
+            if stats.copy_of in unrecognised:
+                stats.status, stats.unrecognised = "unrecognised", unrecognised[stats.copy_of]
+            self.add(stats, explicit=explicit)
         progress.stage(f"storing the last {len(self.pending):,} files")
         self.flush()
         return [(c, sha, ranges) for sha, (c, ranges) in sorted(repairs.items())]
@@ -148,10 +156,29 @@ class IngestBatch:
                 summary.records += added
                 summary.events_added += added
 
-    def add(self, stats: FileStats) -> int:
+    def add(self, stats: FileStats, *, explicit: bool = False) -> int:
         """Count one finished file and queue its spool for the store; returns the
-        records it counts for (0 for a copy, a file already in the case)."""
+        records it counts for (0 for a copy, a file already in the case, a file no parser
+        took). A file no parser took is not evidence: it is listed as not recognised, or
+        refused with a warning when named on the command line (``explicit``)."""
         summary = self.summary
+        if stats.status == "unrecognised":
+            _unlink(stats.spool)
+            summary.files_found -= 1
+            summary.warnings.extend(stats.warnings)
+            if explicit:
+                summary.files_refused += 1
+                summary.warnings.append(
+                    ParseWarning(
+                        stats.path,
+                        "unrecognised",
+                        f"not a recognised artifact ({stats.unrecognised})",
+                    )
+                )
+            else:
+                summary.unrecognised += 1
+                summary.not_recognised.append((stats.path, stats.unrecognised))
+            return 0
         summary.files.append(stats)
         summary.warnings.extend(stats.warnings)
         if stats.status == "copy":
@@ -170,6 +197,9 @@ class IngestBatch:
             summary.files_parsed += 1
         summary.bytes += stats.size
         summary.records += stats.records
+        for family, count in (stats.families or {stats.kind: stats.records}).items():
+            if count:
+                summary.families[family] = summary.families.get(family, 0) + count
         summary.skipped_chunks += stats.skipped_chunks
         summary.skipped_records += stats.skipped_records
         self.ingested.add(stats.sha256)
@@ -258,6 +288,7 @@ class IngestBatch:
         # Workers finish in any order; the report does not.
         summary.warnings.sort(key=lambda w: w.path)
         summary.files.sort(key=lambda f: f.path)
+        summary.not_recognised.sort()
         summary.peak_rss_bytes = _peak_rss()
         if not summary.stopped:
             check_collected(collections, summary)

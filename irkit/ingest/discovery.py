@@ -4,6 +4,11 @@ A file is recognised by its first bytes, never by its name alone; links are not 
 an unreadable folder or a file that vanishes is a counted warning, not the end of the run.
 Each file is named by its absolute path (``os.path.abspath``: the path as given, made
 absolute, links not resolved), so the case names it wherever it is later read from.
+
+A disk image or an archive (``irkit.files.vfs.container_kind``) is walked through dfVFS:
+the image itself is one candidate of kind ``image`` (its file system listing becomes file
+events), and each file inside it with content is a candidate of its own, named
+``<image>::<path inside>`` and recognised by its first bytes like any other file.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from irkit.errors import EvidenceError
+from irkit.errors import EvidenceError, IrkitError
+from irkit.files.vfs import container_kind
 from irkit.model import ParseWarning
 from irkit.sources import HEAD_SIZE, PROMISED_BY_SUFFIX, sniff
 
 HASH_BLOCK: Final = 1 << 20
+#: The kind of a candidate that is a disk image or archive: its listing, as file events.
+IMAGE: Final = "image"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,6 +43,12 @@ class Candidate:
     collected_at: str = ""
     #: A digest of the first bytes: files that differ there cannot be copies of each other.
     head: bytes = b""
+    #: Named on the command line (not found in a folder): not recognised is a warning.
+    explicit: bool = False
+    #: A file inside an image or archive: its dfVFS path spec (JSON; ``path`` is then the
+    #: image), and its modification time in the image (ISO 8601, "" when unknown).
+    inner: str = ""
+    inner_mtime: str = ""
 
 
 def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
@@ -61,16 +75,22 @@ def _iter_files(root: Path, warnings: list[ParseWarning]) -> Iterator[Path]:
 
 
 def discover(
-    paths: Sequence[Path], listed: Mapping[Path, Mapping[str, str]] | None = None
-) -> tuple[list[Candidate], list[ParseWarning], int]:
-    """Find recognised files under ``paths``; returns candidates, warnings, unrecognised count.
+    paths: Sequence[Path],
+    listed: Mapping[Path, Mapping[str, str]] | None = None,
+    *,
+    vss: bool = False,
+) -> tuple[list[Candidate], list[ParseWarning], list[tuple[str, str]]]:
+    """Find recognised files under ``paths``; returns candidates, warnings, and the files
+    of folders not recognised, with why (``empty file``), which are not warnings.
+
+    Disk images and archives are walked (each VSS store too with ``vss``).
 
     ``listed`` maps a root (a collection) to its files and their collection times: only
     those are read there, not whatever else the folder holds.
     """
     candidates: list[Candidate] = []
     warnings: list[ParseWarning] = []
-    unrecognised = 0
+    unrecognised: list[tuple[str, str]] = []
     for root in paths:
         if not root.exists() and not root.is_symlink():
             raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
@@ -94,12 +114,25 @@ def discover(
             except OSError as exc:
                 warnings.append(ParseWarning(display, "unreadable", exc.strerror or str(exc)))
                 continue
+            when = times.get(display, "") if times is not None else ""
+            if _walked(head, path):
+                digest = hashlib.md5(head).digest()
+                candidates.append(
+                    Candidate(path, display, info.st_size, IMAGE, when, digest, explicit)
+                )
+                candidates += _inside(path, display, when, vss, warnings, unrecognised)
+                continue
             source = sniff(head, path)
             if source is not None:
-                when = times.get(display, "") if times is not None else ""
                 candidates.append(
                     Candidate(
-                        path, display, info.st_size, source.name, when, hashlib.md5(head).digest()
+                        path,
+                        display,
+                        info.st_size,
+                        source.name,
+                        when,
+                        hashlib.md5(head).digest(),
+                        explicit,
                     )
                 )
                 continue
@@ -111,8 +144,66 @@ def discover(
                 detail = "empty file" if info.st_size == 0 else "content does not match"
                 warnings.append(ParseWarning(display, "unrecognised", f"{what} ({detail})"))
             else:
-                unrecognised += 1
+                why = "empty file" if info.st_size == 0 else "no parser recognises its content"
+                unrecognised.append((display, why))
     return candidates, warnings, unrecognised
+
+
+#: First members of a zip that make it a document (OOXML, ODF), for plaso's czip parser.
+_DOCUMENT_MEMBERS: Final = (b"[Content_Types].xml", b"mimetype")
+
+
+def _walked(head: bytes, path: Path) -> bool:
+    """Whether a file is an image or archive to walk: not a zip that is a document
+    (``.docx``, ``.odt``: their first member says so), which plaso's parsers read."""
+    kind = container_kind(head, path)
+    if kind != "zip":
+        return kind is not None
+    size = int.from_bytes(head[26:28], "little")
+    return head[:4] != b"PK\x03\x04" or head[30 : 30 + size] not in _DOCUMENT_MEMBERS
+
+
+def _inside(
+    image: Path,
+    display: str,
+    when: str,
+    vss: bool,
+    warnings: list[ParseWarning],
+    unrecognised: list[tuple[str, str]],
+) -> list[Candidate]:
+    """The files with content inside an image or archive, each recognised by its head."""
+    from irkit.files.vfs import open_entry, walk
+
+    found: list[Candidate] = []
+    for entry in walk(image, vss=vss, warnings=warnings, display=display):
+        if entry.type != "r" or entry.status != "pending":  # a file with no data stream
+            continue
+        if entry.size == 0:
+            unrecognised.append((entry.display, "empty file"))
+            continue
+        try:
+            with open_entry(entry.path_spec) as handle:
+                head = handle.read(HEAD_SIZE)
+        except (IrkitError, OSError) as exc:
+            warnings.append(ParseWarning(entry.display, "unreadable", str(exc)))
+            continue
+        source = sniff(head, Path(entry.path.rsplit("/", 1)[-1] or "entry"))
+        if source is None:
+            unrecognised.append((entry.display, "no parser recognises its content"))
+            continue
+        found.append(
+            Candidate(
+                image,
+                entry.display,
+                entry.size,
+                source.name,
+                when,
+                hashlib.md5(head).digest(),
+                inner=entry.path_spec,
+                inner_mtime=entry.mtime,
+            )
+        )
+    return found
 
 
 def absolute(path: str | Path) -> str:
@@ -135,6 +226,17 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
+
+
+def sha256_inner(path_spec: str) -> str:
+    """sha256 of a file inside an image or archive, read through dfVFS."""
+    from irkit.files.vfs import open_entry
+
+    digest = hashlib.sha256()
+    with open_entry(path_spec) as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -164,8 +266,10 @@ def find_copies(candidates: Sequence[Candidate]) -> Copies:
 
         def one(candidate: Candidate) -> tuple[str, str]:
             try:
+                if candidate.inner:
+                    return candidate.display, sha256_inner(candidate.inner)
                 return candidate.display, sha256_file(candidate.path)[0]
-            except OSError:
+            except (IrkitError, OSError):
                 return candidate.display, ""  # the worker names the problem
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

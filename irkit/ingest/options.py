@@ -17,6 +17,9 @@ from irkit.store.spool import DEFAULT_BATCH
 SLICE_THRESHOLD: Final = 48 << 20
 SLICE_CHUNKS: Final = 64
 FLUSH_SECONDS: Final = 3.0
+#: A file inside an image or archive is copied out (into the case's spool) to be parsed;
+#: one bigger than this is a warning, not copied (a decompression bomb stops here).
+INNER_LIMIT: Final = 4 << 30
 
 
 @dataclasses.dataclass(slots=True)
@@ -32,6 +35,10 @@ class ParseOptions:
     #: Finished files enter the case at least this often (seconds), so a reader sees
     #: them while a long run goes on, and an interrupted run keeps them.
     flush_seconds: float = FLUSH_SECONDS
+    #: Walk each VSS store of a Windows volume in an image too (``--vss``).
+    vss: bool = False
+    #: The biggest file copied out of an image or archive to be parsed (bytes).
+    inner_limit: int = INNER_LIMIT
 
     def worker_count(self, files: int) -> int:
         """Workers to start: as asked, else one per core, never more than files."""

@@ -74,10 +74,11 @@ def parse_evidence(
     started = time.perf_counter()
     run_id = uuid.uuid4().hex
     listed = {c.root: {str(f.path): f.collected_utc for f in c.files} for c in collections}
-    candidates, warnings, unrecognised = discover(paths, listed)
+    candidates, warnings, unrecognised = discover(paths, listed, vss=options.vss)
     refused = len({w.path for w in warnings if w.kind in REFUSED})
     warnings += collection_warnings(collections)
-    summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=unrecognised)
+    summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=len(unrecognised))
+    summary.not_recognised.extend(unrecognised)
     summary.files_found = len(candidates)
     summary.files_refused = refused
     summary.warnings.extend(warnings)

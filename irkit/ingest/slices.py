@@ -19,6 +19,7 @@ def plan_slices(candidate: Candidate, options: ParseOptions) -> list[tuple[int, 
 
     if (
         candidate.kind != "evtx"
+        or candidate.inner  # a log inside an image is copied out whole, then parsed
         or options.evtx_engine != "evtx"
         or candidate.size < options.slice_bytes
     ):

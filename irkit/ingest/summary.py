@@ -27,8 +27,12 @@ class ParseSummary:
     #: Damaged EVTX logs read again with python-evtx (``--recover``), in this run's
     #: parse or, for those already in the case, afterwards.
     files_recovered: int = 0
-    #: Files not recognised as evidence, skipped without a word (any file in a folder).
+    #: Files not recognised as evidence, skipped without a warning (a file in a folder
+    #: that is empty or that no parser took); ``not_recognised`` names each, with why.
     unrecognised: int = 0
+    not_recognised: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: Rows parsed per parser family (``evtx``, ``osquery``, ``winreg``, ``text/syslog``…).
+    families: dict[str, int] = dataclasses.field(default_factory=dict)
     #: Files skipped with a warning: a ``.evtx`` that is not EVTX (or empty), a file named
     #: on the command line that no parser recognises, an unreadable or vanished file.
     files_refused: int = 0
@@ -69,6 +73,8 @@ class ParseSummary:
             "files_failed": self.files_failed,
             "files_recovered": self.files_recovered,
             "unrecognised_files": self.unrecognised,
+            "not_recognised": {path: why for path, why in self.not_recognised},
+            "records_by_family": dict(sorted(self.families.items())),
             "files_refused": self.files_refused,
             "copies": {f.path: f.copy_of for f in self.files if f.status == "copy"},
             "bytes": self.bytes,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -30,7 +31,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from irkit.ingest.discovery import Candidate, sha256_file
+from irkit.errors import IrkitError
+from irkit.ingest.discovery import IMAGE, Candidate, sha256_file
+from irkit.ingest.images import copy_inner, list_image
 from irkit.ingest.options import ParseOptions
 from irkit.ingest.slices import plan_slices
 from irkit.model import FileStats, ParseWarning
@@ -42,6 +45,10 @@ from irkit.store.spool import SpoolWriter, park
 #: Imported once by the fork server, so each worker starts with the parsers loaded: the
 #: module the workers run (``parse_file``, ``init_worker``) and the parsers' own.
 WORKER_PRELOAD: Final = ("irkit.ingest.worker", "irkit.sources.evtx", "evtx", "orjson", "pyarrow")
+#: Imported by the fork server too when a run has files for plaso: it sets plaso up (~3 s)
+#: once, not in every worker. Decided by the first run of the process (one fork server).
+PLASO_PRELOAD: Final = "irkit.sources.plaso.preload"
+_PRELOAD_PLASO = False
 PROGRESS_EVERY: Final = 5_000
 
 
@@ -123,6 +130,34 @@ def parse_file(
             report = lambda n: queue.put((task, n))  # noqa: E731
         else:
             report = _no_report
+    scratch: Path | None = None
+    try:
+        if candidate.inner:  # a file inside an image: parsed from a copy in the spool
+            candidate, scratch = copy_inner(candidate, Path(spool_dir), options.inner_limit)
+        _parse(candidate, stats, spool_dir, already, options, report, parked, span, sha256, recover)
+    except (IrkitError, OSError) as exc:  # copying it out of the image failed
+        stats.status = "failed"
+        stats.warnings.append(ParseWarning(candidate.display, "image-read", str(exc)))
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _parse(
+    candidate: Candidate,
+    stats: FileStats,
+    spool_dir: str,
+    already: frozenset[str],
+    options: ParseOptions,
+    report: Callable[[int], None],
+    parked: bool,
+    span: tuple[int, int] | None,
+    sha256: str,
+    recover: str,
+) -> None:
+    """``parse_file``'s work on a file on disk: hash, parse, spool; stats filled in."""
     try:
         if sha256:
             stats.sha256, stats.size = sha256, candidate.size
@@ -133,18 +168,19 @@ def parse_file(
         stats.warnings.append(
             ParseWarning(candidate.display, "vanished", "file disappeared mid-run")
         )
-        return stats
+        return
     except OSError as exc:
         stats.status = "failed"
         stats.warnings.append(
             ParseWarning(candidate.display, "unreadable", exc.strerror or str(exc))
         )
-        return stats
+        return
     if stats.sha256 in already and not recover:
         stats.status = "already"
-        return stats
+        return
     stem = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}"
-    constants = (candidate.kind, candidate.display, stats.sha256)
+    source = "file" if candidate.kind == IMAGE else candidate.kind  # an image's listing
+    constants = (source, candidate.display, stats.sha256)
     sink = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
     sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
     opts = {"evtx_engine": options.evtx_engine, "recover": "1" if options.recover else ""}
@@ -164,6 +200,8 @@ def parse_file(
 
             stats.engine = "python-evtx"
             EvtxSource().recover(ctx, sink, set(ids_of(recover)))
+        elif candidate.kind == IMAGE:
+            list_image(ctx, sink, options.vss)
         else:
             by_name(candidate.kind).parse(ctx, sink)
         sink.finish()
@@ -189,8 +227,6 @@ def parse_file(
         ):
             stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
             stats.status = "partial"
-    stats.seconds = time.perf_counter() - started
-    return stats
 
 
 def _no_report(count: int) -> None:
@@ -245,6 +281,8 @@ def worker_context() -> Any:
     context = mp.get_context("spawn" if sys.platform == "darwin" else "forkserver")
     if sys.platform != "darwin":
         preload = list(WORKER_PRELOAD)
+        if _PRELOAD_PLASO:
+            preload.append(PLASO_PRELOAD)
         main = getattr(sys.modules.get("__main__"), "__file__", None)
         if isinstance(main, str) and Path(main).is_file():
             preload.insert(0, "__main__")
@@ -290,7 +328,10 @@ def ensure_server() -> None:
 
 
 def start_worker_server(candidates: Sequence[Candidate], options: ParseOptions) -> None:
-    """Start the fork server now, so its imports overlap opening the case and hashing."""
+    """Start the fork server now, so its imports overlap opening the case and hashing;
+    with plaso set up in it when some file is plaso's."""
+    global _PRELOAD_PLASO
+    _PRELOAD_PLASO = _PRELOAD_PLASO or any(c.kind == "plaso" for c in candidates)
     if options.worker_count(len(candidates) or 1) < 2:
         return
     if len(candidates) < 2 and not any(plan_slices(c, options) for c in candidates):

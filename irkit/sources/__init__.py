@@ -17,10 +17,21 @@ from irkit.sources.base import Source
 from irkit.sources.bodyfile import BodyfileSource
 from irkit.sources.evtx import EvtxSource
 from irkit.sources.osquery import OsquerySource
+from irkit.sources.plaso import PlasoSource
+from irkit.sources.plaso.results import PlasoCsvSource, PlasoJsonSource, PlasoStorageSource
 
 #: Every source irkit knows, in the order they are tried. tests/test_sources.py checks
 #: that each is registered, documented in docs/sources.md and has a sample in tests/data.
-SOURCES: Final[tuple[Source, ...]] = (EvtxSource(), BodyfileSource(), OsquerySource())
+#: plaso is the catch-all (any non-empty file irkit's own sources do not claim): last.
+SOURCES: Final[tuple[Source, ...]] = (
+    EvtxSource(),
+    BodyfileSource(),
+    OsquerySource(),
+    PlasoStorageSource(),
+    PlasoJsonSource(),
+    PlasoCsvSource(),
+    PlasoSource(),
+)
 
 #: Bytes read from the start of a file to recognise it.
 HEAD_SIZE: Final = 4096

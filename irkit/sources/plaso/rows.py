@@ -13,6 +13,7 @@ import orjson
 from dfdatetime import interface as dfdatetime_interface
 from dfdatetime import semantic_time as dfdatetime_semantic_time
 
+from irkit.sources.base import ParseContext
 from irkit.sources.messages import one_line
 from irkit.sources.plaso.mapping import Mapping
 
@@ -20,6 +21,8 @@ DateTimeValues: Final[type] = dfdatetime_interface.DateTimeValues
 SemanticTime: Final[type] = dfdatetime_semantic_time.SemanticTime
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: plaso's timestamp_desc of an event data without a time.
+NOT_A_TIME: Final = "Not a time"
 #: Attributes of an event data that are plaso's bookkeeping, not the artifact's.
 _INTERNAL: Final = frozenset({"_event_data_stream_identifier", "_event_values_hash"})
 #: Registry values: (name, data type, data) tuples, written as plaso's JSON output does.
@@ -227,3 +230,30 @@ def message(formatter: Any, fallback: Any, output_mediator: Any, event_data: Any
         except Exception:  # a formatter's bug must not cost the event
             continue
     return clean(one_line(str(getattr(event_data, "data_type", "") or "")))
+
+
+def fallback_time(ctx: ParseContext) -> tuple[str, str]:
+    """(ts, ts_desc) of an event data without a usable time: the collection time, else the
+    file's modification time, as the ts_desc says."""
+    if ctx.collected_at:
+        try:
+            when = dt.datetime.fromisoformat(ctx.collected_at.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            ts = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
+            return ts, f"{NOT_A_TIME} (collection time)"
+        except ValueError:
+            pass
+    micros = ctx.path.lstat().st_mtime_ns // 1000
+    return iso(micros), f"{NOT_A_TIME} (file modified time)"
+
+
+def time_texts(event_data: Any, texts: dict[str, list[str]]) -> dict[str, str]:
+    """The field text of each time attribute: its one time, or a JSON list of them."""
+    out: dict[str, str] = {}
+    for attribute, shown in texts.items():
+        if len(shown) == 1 and not isinstance(getattr(event_data, attribute, None), list):
+            out[attribute] = shown[0]
+        elif shown:
+            out[attribute] = text(shown)
+    return out

@@ -32,7 +32,6 @@ times of each event data, its rows and the file's warnings.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 from typing import Any, Final
 
 from irkit.sources.base import ParseContext, RowSink
@@ -58,7 +57,7 @@ _PARTIAL_KINDS: Final = frozenset({"plaso-extraction", "parser-error"})
 #: plaso timeliner messages about a date-less log's year: folded into assumed-year/no-time.
 _YEAR_NOTES: Final = ("base date", "date-less log helper", "earliest and latest date")
 #: plaso's timestamp_desc of an event data without a time.
-NOT_A_TIME: Final = "Not a time"
+NOT_A_TIME: Final = rows.NOT_A_TIME
 
 
 class _Pending:
@@ -158,8 +157,7 @@ class FileRun:
             ctx.stats.engine += f" ({self.engine.parser_filter})"
         path = str(ctx.path.absolute())
         if ctx.path.stat().st_size == 0:
-            self.result.reason = "empty file"
-            self.warn("not-recognised", self.result.reason)
+            self.not_taken("empty file")
             return self.result
         collector = self.collector
         plaso = self.engine
@@ -198,8 +196,8 @@ class FileRun:
             self._emit(item)
 
     def finish(self) -> None:
-        """The file's summary warnings: counts past the limit, times not used, assumed
-        years, not recognised."""
+        """The file's summary warnings (counts past the limit, times not used, assumed
+        years), and whether any parser took it."""
         ctx, result = self.ctx, self.result
         for kind, count in sorted(self._warned.items()):
             if count > MAX_WARNINGS:
@@ -226,8 +224,13 @@ class FileRun:
                 f"the file's dates; set preferred_year to choose{notes}",
             )
         if not result.recognised:
-            result.reason = _why_not(result.attempts, result.matched)
-            ctx.warn("not-recognised", result.reason)
+            self.not_taken(_why_not(result.attempts, result.matched))
+
+    def not_taken(self, reason: str) -> None:
+        """No parser took the file: not evidence, and not a warning (the run lists it)."""
+        self.result.reason = reason
+        self.ctx.stats.status = "unrecognised"
+        self.ctx.stats.unrecognised = reason
 
     # rows ---------------------------------------------------------------------------------
 
@@ -259,7 +262,7 @@ class FileRun:
             times = [(attribute, value) for attribute, value in times if not value.is_delta]
             event_data = _without(event_data, set(texts))
         if not times:
-            return event_data, [], _texts(event_data, texts), False
+            return event_data, [], rows.time_texts(event_data, texts), False
         collector = self.collector
         collector.events = []
         self.timeliner.ProcessEventData(collector, event_data, collector.stream(event_data))
@@ -291,7 +294,7 @@ class FileRun:
                     self._years.add(int(ts[:4]))
                 local = local or bool(getattr(value, "is_local_time", False))
             made.append((ts, str(event.timestamp_desc or NOT_A_TIME)))
-        return event_data, made, _texts(event_data, texts), local
+        return event_data, made, rows.time_texts(event_data, texts), local
 
     def _emit(self, item: _Pending) -> None:
         event_data, made, resolved, local = self._timed(item)
@@ -331,35 +334,10 @@ class FileRun:
         self.ctx.stats.records += len(made)
 
     def _not_a_time(self) -> tuple[str, str]:
-        """(ts, ts_desc) of an event data without a usable time: the collection time,
-        else the file's modification time, as the ts_desc says."""
+        """(ts, ts_desc) of an event data without a usable time (``rows.fallback_time``)."""
         if self._fallback is None:
-            ts = ""
-            if self.ctx.collected_at:
-                try:
-                    when = dt.datetime.fromisoformat(self.ctx.collected_at.replace("Z", "+00:00"))
-                    if when.tzinfo is None:
-                        when = when.replace(tzinfo=dt.UTC)
-                    ts = when.astimezone(dt.UTC).isoformat(timespec="microseconds")
-                except ValueError:
-                    ts = ""
-            if ts:
-                self._fallback = (ts, f"{NOT_A_TIME} (collection time)")
-            else:
-                micros = self.ctx.path.lstat().st_mtime_ns // 1000
-                self._fallback = (rows.iso(micros), f"{NOT_A_TIME} (file modified time)")
+            self._fallback = rows.fallback_time(self.ctx)
         return self._fallback
-
-
-def _texts(event_data: Any, texts: dict[str, list[str]]) -> dict[str, str]:
-    """The field text of each time attribute: its one time, or a JSON list of them."""
-    out: dict[str, str] = {}
-    for attribute, shown in texts.items():
-        if len(shown) == 1 and not isinstance(getattr(event_data, attribute, None), list):
-            out[attribute] = shown[0]
-        elif shown:
-            out[attribute] = rows.text(shown)
-    return out
 
 
 def _key(identifier: Any) -> str:
