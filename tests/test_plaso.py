@@ -281,7 +281,7 @@ def test_every_file_parses_to_aware_utc_rows_with_unique_keys(
 ) -> None:
     files = sorted(p for p in (ptd / "test_data").rglob("*") if p.is_file())
     assert len(files) == 170
-    not_recognised = set()
+    not_recognised, rejected = set(), set()
     for path in files:
         rel = str(path.relative_to(ptd))
         got = parsed(rel)
@@ -302,8 +302,12 @@ def test_every_file_parses_to_aware_utc_rows_with_unique_keys(
         if got.stats.status == "unrecognised":
             assert not got.rows and not got.result.recognised and got.stats.unrecognised
             not_recognised.add(rel)
+        elif not got.result.recognised:  # its format signature matched; the parser refused
+            assert not got.rows and got.kinds()["rejected"] == 1 and got.stats.status == "failed"
+            rejected.add(rel)
     no_event_data = {r for r, row in baseline.items() if row["event_data_nonfilestat"] == "0"}
-    assert not_recognised == no_event_data - set(TAKEN_EMPTY)
+    assert not_recognised | rejected == no_event_data - set(TAKEN_EMPTY)
+    assert "test_data/plist/truncated.plist" in rejected
     for rel in TAKEN_EMPTY:
         assert parsed(rel).result.parsers, rel
 
@@ -311,8 +315,8 @@ def test_every_file_parses_to_aware_utc_rows_with_unique_keys(
 def test_files_plaso_rejects_or_breaks_on_are_named_warnings(parsed: Any) -> None:
     truncated = parsed("test_data/plist/truncated.plist")
     assert not truncated.rows
-    assert truncated.stats.status == "unrecognised" and not truncated.stats.warnings
-    reason = truncated.stats.unrecognised
+    assert truncated.stats.status == "failed"
+    [reason] = truncated.messages("rejected")
     assert "plist matched but it rejected the file" in reason
     corrupt = parsed("test_data/utmp/utmp_corrupted")
     assert len(corrupt.rows) == 2 and corrupt.kinds()["plaso-extraction"] == 2

@@ -55,6 +55,17 @@ def test_collect_then_triage_reads_the_collected_logs(tmp_path: Path) -> None:
         rows = store.db.execute(
             "SELECT evidence, artifact, count(*) FROM events WHERE source = 'plaso' GROUP BY ALL"
         ).fetchall()
+        hosts = {
+            h
+            for (h,) in store.db.execute(
+                "SELECT DISTINCT host FROM events WHERE artifact IN "
+                "('text/dpkg', 'text/apt_history', 'bash_history')"
+            ).fetchall()
+        }
+    # These logs do not name their host: the collection's manifest does.
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert hosts <= {manifest["host"]["hostname"]}
+    assert hosts or not {"var/log/dpkg.log", "var/log/apt/history.log"} & set(present)
     by_file: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for evidence, artifact, count in rows:
         by_file[evidence][artifact] += count

@@ -49,6 +49,8 @@ class Candidate:
     #: image), and its modification time in the image (ISO 8601, "" when unknown).
     inner: str = ""
     inner_mtime: str = ""
+    #: The host it was collected from, for a file of an irkit collection.
+    host: str = ""
 
 
 def _walk_error(warnings: list[ParseWarning]) -> Callable[[OSError], None]:
@@ -79,11 +81,13 @@ def discover(
     listed: Mapping[Path, Mapping[str, str]] | None = None,
     *,
     vss: bool = False,
+    hosts: Mapping[Path, str] | None = None,
 ) -> tuple[list[Candidate], list[ParseWarning], list[tuple[str, str]]]:
     """Find recognised files under ``paths``; returns candidates, warnings, and the files
     of folders not recognised, with why (``empty file``), which are not warnings.
 
-    Disk images and archives are walked (each VSS store too with ``vss``).
+    Disk images and archives are walked (each VSS store too with ``vss``). ``hosts`` maps
+    a root (a collection) to the host it was collected from.
 
     ``listed`` maps a root (a collection) to its files and their collection times: only
     those are read there, not whatever else the folder holds.
@@ -96,6 +100,7 @@ def discover(
             raise EvidenceError(f"no such file or directory: {root}", hint="check the path")
         explicit = not root.is_dir()
         listing = listed.get(root) if listed else None
+        host, first = (hosts or {}).get(root, ""), len(candidates)
         times = None if listing is None else {absolute(p): t for p, t in listing.items()}
         files = (Path(p) for p in sorted(times)) if times is not None else None
         for path in files if files is not None else _iter_files(Path(absolute(root)), warnings):
@@ -146,7 +151,34 @@ def discover(
             else:
                 why = "empty file" if info.st_size == 0 else "no parser recognises its content"
                 unrecognised.append((display, why))
+        if host:
+            candidates[first:] = [dataclasses.replace(c, host=host) for c in candidates[first:]]
     return candidates, warnings, unrecognised
+
+
+#: NTFS and HFS+ metadata files, listed but not parsed (plaso's worker does the same): all
+#: but the MFT and its mirror, which plaso's ``mft`` parser reads.
+_FS_METADATA: Final = frozenset(
+    (
+        "$AttrDef", "$BadClus", "$Bitmap", "$Boot", "$Extend/$ObjId", "$Extend/$Quota",
+        "$Extend/$Reparse", "$Extend/$RmMetadata/$Repair", "$Extend/$RmMetadata/$TxfLog/$Tops",
+        "$Extend/$UsnJrnl", "$LogFile", "$Secure", "$UpCase", "$Volume", "$ExtentsFile",
+        "$CatalogFile", "$BadBlockFile", "$AllocationFile", "$AttributesFile",
+    )
+)  # fmt: skip
+#: The Volume Shadow Copy GUID: ``System Volume Information/{…}{3808876b-…}`` files are
+#: the shadow copies' stores and catalog, read as volumes with ``--vss``.
+_VSS_GUID: Final = "{3808876b-c176-4e48-b7ae-04046e6cc752}"
+
+
+def _not_parsed(path: str) -> str:
+    """Why a file inside an image is listed but not parsed, or "" (parse it)."""
+    name = path.lstrip("/").split(":", 1)[0]
+    if name in _FS_METADATA or name.split("/", 1)[-1] in _FS_METADATA:
+        return "file system metadata (listed, not parsed)"
+    if name.lower().endswith(_VSS_GUID) and "System Volume Information/" in name:
+        return "Volume Shadow Copy store (its files are read with --vss)"
+    return ""
 
 
 #: First members of a zip that make it a document (OOXML, ODF), for plaso's czip parser.
@@ -175,11 +207,14 @@ def _inside(
     from irkit.files.vfs import open_entry, walk
 
     found: list[Candidate] = []
-    for entry in walk(image, vss=vss, warnings=warnings, display=display):
+    # The walk's own warnings (a damaged volume…) are the image's listing's to give: the
+    # worker that lists it walks it again and names them once, on the image.
+    for entry in walk(image, vss=vss, warnings=[], display=display):
         if entry.type != "r" or entry.status != "pending":  # a file with no data stream
             continue
-        if entry.size == 0:
-            unrecognised.append((entry.display, "empty file"))
+        why = "empty file" if entry.size == 0 else _not_parsed(entry.path)
+        if why:
+            unrecognised.append((entry.display, why))
             continue
         try:
             with open_entry(entry.path_spec) as handle:

@@ -74,7 +74,9 @@ def parse_evidence(
     started = time.perf_counter()
     run_id = uuid.uuid4().hex
     listed = {c.root: {str(f.path): f.collected_utc for f in c.files} for c in collections}
-    candidates, warnings, unrecognised = discover(paths, listed, vss=options.vss)
+    candidates, warnings, unrecognised = discover(
+        paths, listed, vss=options.vss, hosts={c.root: c.host for c in collections}
+    )
     refused = len({w.path for w in warnings if w.kind in REFUSED})
     warnings += collection_warnings(collections)
     summary = ParseSummary(run_id=run_id, case=str(case_dir), unrecognised=len(unrecognised))

@@ -193,6 +193,7 @@ def _parse(
         stats,
         opts,
         collected_at=candidate.collected_at,
+        host=candidate.host,
     )
     try:
         if recover:

@@ -38,6 +38,9 @@ class ParseContext:
     #: when unknown. Sources whose records carry no time of their own (``osqueryi --json``
     #: output) use it, else the file's modification time, and say which in ``ts_desc``.
     collected_at: str = ""
+    #: The host the evidence was collected from (a collection manifest's), "" when
+    #: unknown. Sources whose records do not name their host (a Linux log) use it.
+    host: str = ""
 
     def warn(self, kind: str, message: str) -> None:
         """Record a counted, named warning for this file; parsing goes on."""

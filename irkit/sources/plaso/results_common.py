@@ -69,6 +69,7 @@ class Output:
         if not timed:
             return
         host, user, event_id = rows.who(values, values.get("data_type", ""), self.mapping)
+        host = host or self.ctx.host
         blob = rows.dumps(values)
         add = self.add
         for ts, desc, record in timed:

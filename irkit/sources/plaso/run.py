@@ -224,7 +224,15 @@ class FileRun:
                 f"the file's dates; set preferred_year to choose{notes}",
             )
         if not result.recognised:
-            self.not_taken(_why_not(result.attempts, result.matched))
+            reason = _why_not(result.attempts, result.matched)
+            if any(a.parser in result.matched for a in result.attempts):
+                # Its format signature says what it is, and that parser refused it: a
+                # damaged file of a known format (a cut plist), named as a warning.
+                result.reason = reason
+                ctx.stats.status = "failed"
+                ctx.warn("rejected", reason)
+            else:
+                self.not_taken(reason)
 
     def not_taken(self, reason: str) -> None:
         """No parser took the file: not evidence, and not a warning (the run lists it)."""
@@ -307,6 +315,7 @@ class FileRun:
         if local:
             values["time_zone_assumed"] = self.options.time_zone or "UTC"
         host, user, event_id = rows.who(values, data_type, self.mapping)
+        host = host or self.ctx.host
         plaso = self.engine
         text = rows.message(
             plaso.formatter(data_type), plaso.default_formatter, plaso.output_mediator, event_data
