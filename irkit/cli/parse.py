@@ -43,6 +43,35 @@ Vss = Annotated[
 ]
 
 
+Year = Annotated[
+    int | None,
+    typer.Option(
+        "--year",
+        help="Year of the logs without one (syslog): default, from each file's dates, "
+        "with an assumed-year warning.",
+    ),
+]
+TimeZone = Annotated[
+    str,
+    typer.Option("--timezone", help="Zone of logs in local time that plaso reads (default UTC)."),
+]
+PlasoParsers = Annotated[
+    str,
+    typer.Option(
+        "--plaso-parsers",
+        help="plaso parser filter for the files plaso reads, e.g. 'winreg,prefetch' or "
+        "'!sqlite' (default: all but filestat).",
+    ),
+]
+
+
+def plaso_options(year: int | None, zone: str, parsers: str) -> dict[str, str]:
+    """The plaso options given on the command line."""
+    given = {"preferred_year": "" if year is None else str(year), "time_zone": zone}
+    given["plaso_parsers"] = parsers
+    return {key: value for key, value in given.items() if value}
+
+
 def check_outside_evidence(out: Path, evidence: list[Path]) -> None:
     """Evidence is read-only: refuse to write a case or output inside it."""
     target = out.resolve()
@@ -75,6 +104,7 @@ def run_parse(
     collections: Sequence[Any] | None = None,
     *,
     vss: bool = False,
+    plaso: dict[str, str] | None = None,
 ) -> object:
     """Parse with a progress bar when on a terminal; returns the ParseSummary.
 
@@ -93,7 +123,9 @@ def run_parse(
         return parse_evidence(
             evidence,
             case,
-            ParseOptions(evtx_engine=engine, workers=workers, recover=recover, vss=vss),
+            ParseOptions(
+                evtx_engine=engine, workers=workers, recover=recover, vss=vss, plaso=plaso or {}
+            ),
             progress,
             command=sys.argv,
             allow_empty=allow_empty,
@@ -111,6 +143,9 @@ def parse(
     evtx_engine: Engine = "evtx",
     recover: Recover = False,
     vss: Vss = False,
+    year: Year = None,
+    timezone: TimeZone = "",
+    plaso_parsers: PlasoParsers = "",
     workers: Workers = 0,
     cross_check: Annotated[
         bool,
@@ -134,7 +169,8 @@ def parse(
     from irkit.cli.summary import render_summary
     from irkit.ingest.summary import ParseSummary
 
-    summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover, vss=vss)
+    plaso = plaso_options(year, timezone, plaso_parsers)
+    summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover, vss=vss, plaso=plaso)
     assert isinstance(summary, ParseSummary)
     data = summary.as_dict()
     code = int(summary.exit_code)

@@ -19,7 +19,17 @@ from irkit.cli.common import (
     safe_text,
     text_output,
 )
-from irkit.cli.parse import Engine, Recover, Vss, open_evidence, run_parse
+from irkit.cli.parse import (
+    Engine,
+    PlasoParsers,
+    Recover,
+    TimeZone,
+    Vss,
+    Year,
+    open_evidence,
+    plaso_options,
+    run_parse,
+)
 from irkit.cli.scan import FailOn, SigmaRules, YaraRules
 from irkit.errors import ExitCode, UsageError
 
@@ -54,6 +64,9 @@ def triage(
     evtx_engine: Engine = "evtx",
     recover: Recover = False,
     vss: Vss = False,
+    year: Year = None,
+    timezone: TimeZone = "",
+    plaso_parsers: PlasoParsers = "",
     workers: Workers = 0,
     ioc: Annotated[
         list[Path] | None,
@@ -103,6 +116,7 @@ def triage(
         allow_empty=True,
         collections=collections,
         vss=vss,
+        plaso=plaso_options(year, timezone, plaso_parsers),
     )
     assert isinstance(summary, ParseSummary)
     scanned = None

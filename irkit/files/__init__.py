@@ -9,7 +9,9 @@
   hash IOC matches made findings;
 - ``events``: a walked entry as flat fields, file-time events and a digest-list line;
 - ``hashrun``: the results sent to a digest list, a bodyfile and the case;
-- ``ioc``: hash IOC lists (signature-base, ``sha256sum`` files, CSV).
+- ``ioc``: hash IOC lists (signature-base, ``sha256sum`` files, CSV);
+- ``vfs``: disk images and archives as trees of files, through dfVFS (recognised, walked,
+  read, copied out), their entries as file events.
 
 May import: ``irkit.export`` (the bodyfile writer), ``irkit.store``, ``irkit.sources``
 and the base modules. Never ``irkit.ingest``, ``irkit.detect``, ``irkit.collect`` or the CLI.

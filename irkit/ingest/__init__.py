@@ -12,6 +12,8 @@
 - ``tasks``: ``Task`` and ``Done``, the units of work of the pool;
 - ``interrupts``: ``interrupts_held``, Ctrl-C and TERM held back while the pool is touched;
 - ``slices``: big EVTX logs cut into chunk ranges, the slices' stats merged back;
+- ``images``: a disk image's or archive's listing as file events, a file inside copied out
+  to be parsed (the worker side of ``irkit.files.vfs``);
 - ``crosscheck``: both EVTX engines on one file, compared.
 
 May import: ``irkit.collect`` (a collection opened as evidence), ``irkit.files``,

@@ -39,6 +39,9 @@ class ParseOptions:
     vss: bool = False
     #: The biggest file copied out of an image or archive to be parsed (bytes).
     inner_limit: int = INNER_LIMIT
+    #: plaso's options for the files it reads: ``preferred_year``, ``time_zone``,
+    #: ``plaso_parsers`` (``irkit.sources.plaso.options.PlasoOptions``).
+    plaso: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def worker_count(self, files: int) -> int:
         """Workers to start: as asked, else one per core, never more than files."""

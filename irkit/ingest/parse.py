@@ -70,6 +70,11 @@ def parse_evidence(
         raise UsageError(
             f"unknown EVTX engine {options.evtx_engine!r}", hint="use evtx or python-evtx"
         )
+    if options.plaso:  # a bad year, zone or parser name is the command's error, once
+        from irkit.sources.plaso.engine import engine
+        from irkit.sources.plaso.options import PlasoOptions
+
+        engine(PlasoOptions.from_options(options.plaso).parsers)
     started_wall = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     run_id = uuid.uuid4().hex

@@ -184,6 +184,7 @@ def _parse(
     sink = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
     sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
     opts = {"evtx_engine": options.evtx_engine, "recover": "1" if options.recover else ""}
+    opts.update(options.plaso)
     if span is not None:
         opts["chunks"] = f"{span[0]}:{span[1]}"
     ctx = ParseContext(
