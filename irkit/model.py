@@ -185,6 +185,9 @@ class Finding:
     attack: tuple[str, ...] = ()
     event_uids: tuple[str, ...] = ()
     excerpt: str = ""
+    #: Every event uid it rests on, when more than ``event_uids`` holds (the case's
+    #: ``finding_events`` table keeps them all); empty: ``event_uids`` is all of them.
+    all_event_uids: tuple[str, ...] = ()
 
     @property
     def uid(self) -> str:

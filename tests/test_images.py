@@ -283,3 +283,19 @@ def test_a_2_gb_sparse_file_is_read_in_bounded_memory(tmp_path: Path) -> None:
     assert data["not_recognised"][str(sparse)].startswith("no format signature matched")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "evidence"]
     assert data["peak_rss_bytes"] < _baseline_rss(tmp_path / "rss") + (256 << 20)
+
+
+@pytest.mark.corpus
+def test_a_truncated_image_is_a_named_warning(corpus: Path, tmp_path: Path) -> None:
+    folder = corpus / "dfvfs-test-data" / "test_data"
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for name, keep in (("ext2.raw", 128 << 10), ("ext2.E01", 6_000), ("ext2.qcow2", 200_000)):
+        (evidence / f"cut-{name}").write_bytes((folder / name).read_bytes()[:keep])
+    case = tmp_path / "case"
+    code, data, stderr = _parse(str(evidence), "--case", str(case))
+    assert code == 3, stderr  # partial: named warnings, no crash
+    assert "Traceback" not in stderr
+    warned = {Path(path.split("::")[0]).name for path in data["errors_by_file"]}
+    assert warned == {"cut-ext2.raw", "cut-ext2.E01", "cut-ext2.qcow2"}, data["errors_by_file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case", "evidence"]

@@ -586,3 +586,19 @@ def test_a_yearless_time_with_nothing_to_date_it_is_not_put_in_this_year(ptd: Pa
     assert "no year to place them in: 1" in warning
     [row] = yearless("2019").rows
     assert row[:2] == ("2019-03-14T10:20:30.000000+00:00", "Content Modification Time")
+
+
+def test_plaso_set_up_leaves_yaml_as_it_was() -> None:
+    """plaso reads its definitions with libyaml (fastyaml); other YAML readers of the
+    process keep PyYAML's own loader: libyaml refuses the ForensicArtifacts files'
+    ``{paths:['…']}``, which ``irkit collect`` reads."""
+    import yaml
+
+    from irkit.collect.definitions import load_definitions
+    from irkit.sources.plaso.engine import engine
+
+    before = yaml.safe_load_all
+    engine()
+    assert yaml.safe_load_all is before
+    assert load_definitions().profiles()
+    assert list(yaml.safe_load_all("a: {paths:['x']}")) == [{"a": {"paths": ["x"]}}]

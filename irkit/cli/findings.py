@@ -50,6 +50,7 @@ def groups_table(groups: Sequence[FindingGroup], width: int | None, title: str |
         Column("host", priority=2, min_width=6, max_width=24),
         Column("count", priority=3, min_width=5, max_width=7, justify="right"),
         Column("excerpt", priority=4, min_width=12, max_width=80, lines=2),
+        Column("uid", priority=6, min_width=8, max_width=8),
     ]
     rows = [
         (
@@ -60,6 +61,7 @@ def groups_table(groups: Sequence[FindingGroup], width: int | None, title: str |
             group.lead["host"],
             f"{group.count:,}",
             group.lead["excerpt"][:300],
+            group.lead["uid"][:8],
         )
         for group in groups
     ]
@@ -174,4 +176,6 @@ def _table(rows: Iterator[Mapping[str, str]], limit: int | None, group: bool) ->
         what += f" on {plural(len(groups), 'event')}"
     if len(shown) < len(groups):
         what = f"{len(shown):,} rows shown of {what} (--limit)"
+    if every:
+        what += "; irkit timeline CASE --finding UID lists the events of one"
     console.print(safe_text(what))

@@ -48,6 +48,7 @@ def build_filter(
     search: str | None,
     where: str | None,
     limit: int | None,
+    finding: list[str] | None = None,
 ) -> TimelineFilter:
     """The library filter from the command-line options."""
     return TimelineFilter(
@@ -59,6 +60,7 @@ def build_filter(
         search=search or "",
         where=where or "",
         limit=limit,
+        findings=split_values(finding),
     )
 
 
@@ -165,6 +167,14 @@ def timeline(
             "--where", help="An SQL condition on the events (reads the case and nothing else)."
         ),
     ] = None,
+    finding: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--finding",
+            help="Only the events these findings rest on: their uid (or its first 8+ digits) "
+            "from `irkit findings` (repeatable, or a,b).",
+        ),
+    ] = None,
     fmt: Annotated[
         Format,
         typer.Option("--format", "-f", help="Output format (l2tcsv: plaso's 17-column CSV)."),
@@ -208,7 +218,7 @@ def timeline(
         )
     if fmt is Format.table and limit is None:
         limit = TABLE_LIMIT
-    flt = build_filter(start, end, source, host, event_id, search, where, limit)
+    flt = build_filter(start, end, source, host, event_id, search, where, limit, finding)
     with Case(case, read_only=True) as store:
         selection = Selection.of(store, flt)
         if fmt is Format.table:

@@ -288,7 +288,7 @@ matched AS (
 )
 SELECT host, key,
        strftime(min(ts), '{iso}'), strftime(max(ts), '{iso}'), count(*),
-       list(uid ORDER BY ts, uid)[1:{limit}],
+       list(uid ORDER BY ts, uid),
        first(source ORDER BY ts, uid), first(evidence ORDER BY ts, uid),
        first(record ORDER BY ts, uid), first(fields ORDER BY ts, uid),
        first(message ORDER BY ts, uid)
@@ -344,7 +344,7 @@ def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[Findin
     problems = check_sql(heuristic.sql)
     if problems:
         raise IrkitError(problems[0])
-    sql = _GROUPED.format(body=heuristic.sql, iso=_ISO, limit=MAX_EVENT_UIDS)
+    sql = _GROUPED.format(body=heuristic.sql, iso=_ISO)
     try:
         rows = db.execute(sql).fetchall()
     except duckdb.Error as exc:
@@ -364,7 +364,8 @@ def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[Findin
                 description=heuristic.description,
                 attack=heuristic.attack,
                 event_uid=uids[0],
-                event_uids=tuple(uids),
+                event_uids=tuple(uids[:MAX_EVENT_UIDS]),
+                all_event_uids=tuple(uids) if len(uids) > MAX_EVENT_UIDS else (),
                 source=source or "",
                 host=host,
                 evidence=evidence or "",

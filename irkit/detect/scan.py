@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress
+from irkit.detect.attack import attack_columns
 from irkit.errors import UsageError
 from irkit.model import Finding, ParseWarning, Severity, severity_rank
 
@@ -226,10 +227,13 @@ FINDING_EXPORT: Final = (
     "title",
     "description",
     "attack",
+    "tactic",
+    "technique",
     "count",
     "host",
     "source",
     "evidence",
+    "evidence_files",
     "record",
     "event_uid",
     "excerpt",
@@ -254,23 +258,39 @@ def iter_findings(
         where += f" AND detector IN ({', '.join('?' * len(detectors))})"
         params += list(detectors)
     order = " ".join(f"WHEN '{level}' THEN {i}" for i, level in enumerate(reversed(LEVELS)))
+    # Every evidence file a finding rests on (its events in finding_events), in order.
     cursor = case.db.execute(
-        f"""SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%f+00:00'),
+        f"""WITH chosen AS (
+                SELECT * FROM findings WHERE {where}
+                ORDER BY CASE severity {order} END, ts, rule, uid
+                {"" if limit is None else f"LIMIT {int(limit)}"}
+            ),
+            files AS (
+                SELECT l.finding_uid, string_agg(DISTINCT e.evidence, ' | ' ORDER BY e.evidence)
+                       AS evidence_files
+                FROM finding_events AS l JOIN events AS e ON e.uid = l.event_uid
+                WHERE l.finding_uid IN (SELECT uid FROM chosen)
+                GROUP BY l.finding_uid
+            )
+            SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%f+00:00'),
                    strftime(last_seen, '%Y-%m-%dT%H:%M:%S.%f+00:00'),
                    severity, detector, rule, title, description,
                    array_to_string(attack, ','), count::VARCHAR, host, source, evidence,
-                   record, event_uid, excerpt, uid, details::VARCHAR
-            FROM findings WHERE {where}
-            ORDER BY CASE severity {order} END, ts, rule, uid
-            {"" if limit is None else f"LIMIT {int(limit)}"}""",
+                   coalesce(files.evidence_files, evidence), record, event_uid, excerpt, uid,
+                   details::VARCHAR
+            FROM chosen LEFT JOIN files ON files.finding_uid = chosen.uid
+            ORDER BY CASE severity {order} END, ts, rule, uid""",
         params,
     )
+    stored = tuple(n for n in FINDING_EXPORT if n not in ("tactic", "technique"))
     while batch := cursor.fetchmany(1000):
         for row in batch:
-            yield {
+            out = {
                 name: "" if value is None else str(value)
-                for name, value in zip(FINDING_EXPORT, row, strict=True)
+                for name, value in zip(stored, row, strict=True)
             }
+            out["tactic"], out["technique"] = attack_columns(out["attack"].split(","))
+            yield {name: out[name] for name in FINDING_EXPORT}
 
 
 def finding_row(finding: Finding) -> dict[str, str]:
@@ -286,10 +306,13 @@ def finding_row(finding: Finding) -> dict[str, str]:
         "title": finding.title,
         "description": finding.description,
         "attack": ",".join(finding.attack),
+        "tactic": attack_columns(finding.attack)[0],
+        "technique": attack_columns(finding.attack)[1],
         "count": str(finding.count),
         "host": finding.host,
         "source": finding.source,
         "evidence": finding.evidence,
+        "evidence_files": finding.evidence,
         "record": finding.record,
         "event_uid": finding.event_uid,
         "excerpt": finding.excerpt,

@@ -112,6 +112,9 @@ def findings_for(rule: SigmaRule, rows: list[int], matches: Matches) -> list[Fin
                 attack=rule.attack,
                 event_uid=first[0],
                 event_uids=tuple(meta[r][0] for r in host_rows[:MAX_EVENT_UIDS]),
+                all_event_uids=tuple(meta[r][0] for r in host_rows)
+                if len(host_rows) > MAX_EVENT_UIDS
+                else (),
                 source=first[3] or "",
                 host=host,
                 evidence=first[4] or "",

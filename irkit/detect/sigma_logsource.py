@@ -123,6 +123,23 @@ def variant_keys(variant: Variant, keys: Mapping[tuple[str, str], set[str]]) -> 
     return out
 
 
+def _squash(name: str) -> str:
+    return name.replace(" ", "").lower()
+
+
+def field_names(keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Stored field names by the other spellings rule authors use for them: the name
+    without spaces, lower-cased (``Process Name`` → ``processname``), and the last part of
+    a dotted UserData path (``LogFileCleared.SubjectUserName`` → ``subjectusername``).
+    A spelling several names share gives them all, sorted."""
+    out: dict[str, set[str]] = {}
+    for key in keys:
+        out.setdefault(_squash(key), set()).add(key)
+        if "." in key:
+            out.setdefault(_squash(key.rsplit(".", 1)[1]), set()).add(key)
+    return {name: tuple(sorted(found)) for name, found in out.items()}
+
+
 def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -140,7 +157,10 @@ def build_table(
     Each field has two columns: ``cN`` lower-cased (what most matching reads) and ``oN`` as
     stored (regular expressions, ``cased``). Returns the column number of each Sigma field
     and whether any event of the logsource has the field. A field name is looked up as
-    written, then case-insensitively.
+    written, then case-insensitively, then as rule authors write names the event spells
+    otherwise (``field_names``): without spaces (Defender's ``Threat Name`` is
+    ``ThreatName``), then as the last part of a UserData path (``Operation`` of
+    ``Operation_ClientFailure.Operation``; every path that ends so).
     """
     wanted = sorted(set(fields))
     columns = {field: f"o{i}" for i, field in enumerate(wanted)}
@@ -149,6 +169,7 @@ def build_table(
     for variant in variant_list:
         exact = variant_keys(variant, keys)
         folded = {k.lower(): k for k in sorted(exact, reverse=True)}
+        spelled = field_names(exact)
         paths: list[str] = []
         exprs = [*BASE_COLUMNS]
         for field in wanted:
@@ -165,7 +186,7 @@ def build_table(
                 s if s in exact else folded[s.lower()]
                 for s in sources
                 if s in exact or s.lower() in folded
-            ]
+            ] or [k for s in sources for k in spelled.get(_squash(s), ())]
             if not found:
                 exprs.append(f"NULL::VARCHAR AS {columns[field]}")
                 continue

@@ -57,12 +57,29 @@ class FindingsStore:
                 "run_id": [run_id] * len(findings),
             }
         )
+        links: dict[str, tuple[str, ...]] = {}
+        for f in findings:  # one finding found twice in a run: its events once
+            links.setdefault(f.uid, f.all_event_uids or f.event_uids or (f.event_uid,))
+        pairs = [(uid, event) for uid, events in links.items() for event in events if event]
+        events = pa.table(
+            {
+                "finding_uid": pa.array([p[0] for p in pairs], pa.string()),
+                "event_uid": pa.array([p[1] for p in pairs], pa.string()),
+            }
+        )
         self.db.register("_irkit_findings", table)
+        self.db.register("_irkit_finding_events", events)
+        # The events of a finding already in the case are already there.
+        self.db.execute(
+            "INSERT INTO finding_events SELECT DISTINCT * FROM _irkit_finding_events "
+            "WHERE finding_uid NOT IN (SELECT uid FROM findings)"
+        )
         self.db.execute(
             "INSERT OR IGNORE INTO findings SELECT * REPLACE "
             "(ts::TIMESTAMPTZ AS ts, last_seen::TIMESTAMPTZ AS last_seen) FROM _irkit_findings"
         )
         self.db.unregister("_irkit_findings")
+        self.db.unregister("_irkit_finding_events")
         return self.count_findings() - before
 
     def count_findings(self) -> int:

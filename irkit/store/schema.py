@@ -66,6 +66,8 @@ DDL: Final = (
         details JSON,
         run_id VARCHAR
     )""",
+    # Every event each finding rests on (``findings.event_uids`` keeps the first 100).
+    """CREATE TABLE IF NOT EXISTS finding_events (finding_uid VARCHAR, event_uid VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS collections (
         collection_id VARCHAR, manifest_sha256 VARCHAR, path VARCHAR, host VARCHAR,
         started_utc VARCHAR, finished_utc VARCHAR, files BIGINT,

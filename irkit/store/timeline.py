@@ -76,6 +76,8 @@ class TimelineFilter:
     search: str = ""
     where: str = ""
     limit: int | None = None
+    #: Only the events these findings rest on (uids, or their first 8+ hex digits).
+    findings: Sequence[str] = ()
 
     def check(self) -> None:
         """Refuse what cannot match anything: a reversed time range, malformed values."""
@@ -94,6 +96,15 @@ class TimelineFilter:
                     raise QueryError(f"{option} is given an empty value ({value!r})")
         for value in self.event_ids:
             event_id_key(value)  # raises on a malformed id
+        for value in self.findings:
+            if not (
+                8 <= len(value.strip()) <= 32
+                and all(c in "0123456789abcdef" for c in value.strip().lower())
+            ):
+                raise QueryError(
+                    f"--finding {value!r} is not a finding uid",
+                    hint="the uid column of `irkit findings` (32 hex digits; the first 8 do)",
+                )
         if self.where:
             check_where(self.where)
 
@@ -120,6 +131,17 @@ class TimelineFilter:
             keys = sorted({event_id_key(value) for value in self.event_ids})
             clauses.append(f"lower(event_id) IN ({', '.join('?' * len(keys))})")
             params.extend(keys)
+        if self.findings:
+            prefixes = sorted({value.strip().lower() for value in self.findings})
+            chosen = " OR ".join(["starts_with(uid, ?)"] * len(prefixes))
+            clauses.append(
+                "uid IN (SELECT event_uid FROM finding_events WHERE finding_uid IN "
+                f"(SELECT uid FROM findings WHERE {chosen}) "
+                "UNION ALL SELECT unnest(event_uids) FROM findings WHERE "
+                f"({chosen}) AND uid NOT IN (SELECT finding_uid FROM finding_events)) "
+                "AND source <> 'finding'"
+            )
+            params += prefixes * 2
         if self.search:
             clauses.append("(contains(lower(message), ?) OR contains(lower(fields::VARCHAR), ?))")
             params += [self.search.lower()] * 2
@@ -235,6 +257,15 @@ class Selection:
             confine(case)
         if flt.event_ids:
             _check_event_ids(case, flt.event_ids)
+        for value in flt.findings:
+            found = case.db.execute(
+                "SELECT count(*) FROM findings WHERE starts_with(uid, ?)", [value.strip().lower()]
+            ).fetchone()
+            if not found or not found[0]:
+                raise QueryError(
+                    f"--finding {value}: no finding of the case has this uid",
+                    hint=f"irkit findings {case.root} --format csv lists them with their uid",
+                )
         selection = cls(case, where, params, flt.limit)
         try:
             case.db.execute(f"SELECT count(*) FROM timeline{where}", params).fetchone()

@@ -36,13 +36,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from irkit.errors import UsageError
-from irkit.sources.plaso.fastyaml import use_libyaml
-
-use_libyaml()  # before plaso is imported: its parsers read their definitions at import
+from irkit.sources.plaso.fastyaml import libyaml
 
 # plaso's parsers use pyparsing names that pyparsing 3.3 deprecates: UserWarnings on stderr
-# at import, which library code must not print.
-with warnings.catch_warnings():
+# at import, which library code must not print. Its parsers read their definitions as they
+# are imported: with libyaml.
+with warnings.catch_warnings(), libyaml():
     warnings.simplefilter("ignore")
     import plaso
     from dfvfs.lib import errors as dfvfs_errors
@@ -334,9 +333,10 @@ class Engine:
         key = (preferred_year, time_zone)
         found = self._timeliners.get(key)
         if found is None:
-            found = plaso_timeliner.EventDataTimeliner(
-                data_location=str(_DATA), preferred_year=preferred_year
-            )
+            with libyaml():
+                found = plaso_timeliner.EventDataTimeliner(
+                    data_location=str(_DATA), preferred_year=preferred_year
+                )
             found.SetPreferredTimeZone(time_zone or None)
             self._timeliners[key] = found
         return found
@@ -349,8 +349,10 @@ class Engine:
         return mediator
 
     def process(self, mediator: Any, path_spec: Any) -> None:
-        """Run plaso's worker on one path specification (the file, or a stream in it)."""
-        self.worker.ProcessPathSpec(mediator, path_spec)
+        """Run plaso's worker on one path specification (the file, or a stream in it);
+        plaso's parsers read definition files the first time they run: with libyaml."""
+        with libyaml():
+            self.worker.ProcessPathSpec(mediator, path_spec)
 
 
 def os_path_spec(path: str) -> Any:
@@ -362,4 +364,5 @@ def os_path_spec(path: str) -> Any:
 def engine(parser_filter: str = DEFAULT_PARSERS) -> Engine:
     """The engine of this process for a parser filter expression (built on first use);
     an unknown parser or plugin name is a UsageError."""
-    return Engine(parser_filter)
+    with libyaml():
+        return Engine(parser_filter)
