@@ -459,6 +459,41 @@ def test_stored_zero_times_never_become_1970_or_1601(parsed: Any) -> None:
     assert any(fields_of(row).get("modification_time") == "Not set" for row in places.rows)
 
 
+#: Parses the files named on its command line with the plaso source; prints the number of
+#: rows and their sha256.
+CHILD_SCRIPT = (
+    "import hashlib, sys\n"
+    "from pathlib import Path\n"
+    "from irkit.model import FileStats\n"
+    "from irkit.sources.base import ParseContext\n"
+    "from irkit.sources.plaso.options import PlasoOptions\n"
+    "from irkit.sources.plaso.run import FileRun\n"
+    "class S:\n"
+    "    rows = []\n"
+    "    def add(self, row): self.rows.append(row)\n"
+    "sink = S()\n"
+    "for name in sys.argv[1:]:\n"
+    "    ctx = ParseContext(Path(name), name, '', FileStats(name))\n"
+    "    FileRun(ctx, sink, PlasoOptions()).run()\n"
+    "print(len(sink.rows), hashlib.sha256(repr(sink.rows).encode()).hexdigest())\n"
+)
+
+
+def _parse_in_child(paths: list[Path], cwd: Path, env: dict[str, str]) -> str:
+    """What CHILD_SCRIPT prints for ``paths``, run in a fresh interpreter. ``cwd`` must not
+    be test_data: its winreg/ folder would shadow the winreg module."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_SCRIPT, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
 def test_rows_are_the_same_twice_and_in_other_processes(ptd: Path, tmp_path: Path) -> None:
     names = ["test_data/NTUSER.DAT", "test_data/plist/launchd.plist", "test_data/syslog.gz"]
     first = [parse_file(ptd / n, n) for n in names]
@@ -467,35 +502,10 @@ def test_rows_are_the_same_twice_and_in_other_processes(ptd: Path, tmp_path: Pat
     assert [p.stats.warnings for p in first] == [p.stats.warnings for p in again]
     # plaso keeps the parsers without a signature in a set: its order, and so the order of
     # the rows, would change with PYTHONHASHSEED. It must not.
-    script = (
-        "import hashlib, sys\n"
-        "from pathlib import Path\n"
-        "from irkit.model import FileStats\n"
-        "from irkit.sources.base import ParseContext\n"
-        "from irkit.sources.plaso.options import PlasoOptions\n"
-        "from irkit.sources.plaso.run import FileRun\n"
-        "class S:\n"
-        "    rows = []\n"
-        "    def add(self, row): self.rows.append(row)\n"
-        "sink = S()\n"
-        "for name in sys.argv[1:]:\n"
-        "    ctx = ParseContext(Path(name), name, '', FileStats(name))\n"
-        "    FileRun(ctx, sink, PlasoOptions()).run()\n"
-        "print(hashlib.sha256(repr(sink.rows).encode()).hexdigest())\n"
-    )
     digests = set()
     for seed in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run(
-            [sys.executable, "-c", script, *(str(ptd / n) for n in names)],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,  # not test_data: its winreg/ folder would shadow the winreg module
-            env=env,
-            timeout=300,
-            check=True,
-        )
-        digests.add(done.stdout.strip())
+        digests.add(_parse_in_child([ptd / n for n in names], tmp_path, env).split()[1])
     assert len(digests) == 1
 
 
@@ -602,3 +612,20 @@ def test_plaso_set_up_leaves_yaml_as_it_was() -> None:
     assert yaml.safe_load_all is before
     assert load_definitions().profiles()
     assert list(yaml.safe_load_all("a: {paths:['x']}")) == [{"a": {"paths": ["x"]}}]
+
+
+def test_sqlite_copies_leave_nothing_in_the_temporary_folder(ptd: Path, tmp_path: Path) -> None:
+    # plaso copies a SQLite database (and its WAL) to a temporary file; SQLite leaves
+    # -wal/-shm files beside the copy. They hold evidence and must not pile up in /tmp.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    names = [
+        "test_data/firefox/places.sqlite",
+        "test_data/chrome/History",
+        "test_data/wal_database.db",
+        "test_data/windows/ActivitiesCache.db",
+    ]
+    env = {**os.environ, "TMPDIR": str(temp)}
+    count = _parse_in_child([ptd / n for n in names], tmp_path, env).split()[0]
+    assert int(count) > 100  # the databases were parsed
+    assert sorted(p.name for p in temp.iterdir()) == []

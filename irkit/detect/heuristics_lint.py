@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from irkit.store.case import Case
 
 EXAMPLE_START: Final = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+#: The ``source:`` an example event may name (default ``evtx``).
+EXAMPLE_SOURCES: Final = ("evtx", "osquery", "plaso")
 
 
 def bind_problems(sql: str) -> list[str]:
@@ -130,6 +132,41 @@ def _osquery_lines(events: list[tuple[dt.datetime, dict[str, Any]]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _plaso_rows(events: list[tuple[dt.datetime, dict[str, Any]]]) -> list[Any]:
+    """Rows as the plaso source's ``_emit`` writes them: ``artifact`` the parser chain,
+    ``fields`` plaso's attributes plus ``parser`` and ``data_type``, host, user and event_id
+    as the plaso mapping picks them, ``message`` given (default: ``name: value`` pairs)."""
+    from irkit.sources.plaso import rows as plaso_rows
+    from irkit.sources.plaso.mapping import load_mapping
+
+    mapping = load_mapping()
+    out = []
+    for ordinal, (when, item) in enumerate(events, 1):
+        chain, data_type = str(item.get("artifact", "")), str(item.get("data_type", ""))
+        if not chain or not data_type:
+            raise ValueError("a plaso example needs artifact (the parser chain) and data_type")
+        values = {str(k): str(v) for k, v in (item.get("fields") or {}).items()}
+        values.update(data_type=data_type, parser=chain)
+        host, user, event_id = plaso_rows.who(values, data_type, mapping)
+        message = item.get("message")
+        if message is None:
+            message = " ".join(f"{k}: {v}" for k, v in values.items() if k != "parser")
+        out.append(
+            (
+                when.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+                str(item.get("ts_desc", "Content Modification Time")),
+                chain,
+                host or str(item.get("host", "host1")),
+                user,
+                event_id,
+                str(message),
+                plaso_rows.dumps(values),
+                f"{chain}:{ordinal}",
+            )
+        )
+    return out
+
+
 def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) -> int:
     """Store the ``fires`` or ``silent`` example events in ``case`` as the parsers would."""
     from irkit.model import FileStats
@@ -138,8 +175,11 @@ def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) ->
     from irkit.store.spool import SpoolWriter
 
     events = expand_examples(heuristic.fires if which == "fires" else heuristic.silent)
+    unknown = {str(e[1].get("source", "evtx")) for e in events} - set(EXAMPLE_SOURCES)
+    if unknown:
+        raise ValueError(f"unknown example source {sorted(unknown)[0]!r} (not {EXAMPLE_SOURCES})")
     parts: list[str] = []
-    for source in ("evtx", "osquery"):
+    for source in EXAMPLE_SOURCES:
         chosen = [e for e in events if str(e[1].get("source", "evtx")) == source]
         if not chosen:
             continue
@@ -152,7 +192,7 @@ def load_example(case: Case, heuristic: Heuristic, which: str, workdir: Path) ->
             ctx = ParseContext(path, str(path), sha, FileStats(path=str(path)))
             OsquerySource().parse(ctx, sink)
         else:
-            rows = _evtx_rows(chosen)
+            rows = _evtx_rows(chosen) if source == "evtx" else _plaso_rows(chosen)
             sha = hashlib.sha256(repr(rows).encode()).hexdigest()
             sink = SpoolWriter(workdir / "spool", evidence, constants=(source, evidence, sha))
             for row in rows:

@@ -32,6 +32,7 @@ times of each event data, its rows and the file's warnings.
 from __future__ import annotations
 
 import collections
+import tempfile
 from typing import Any, Final
 
 from irkit.sources.base import ParseContext, RowSink
@@ -167,11 +168,16 @@ class FileRun:
         plaso.reporter.crash = self.crashed
         logged: list[str] = []
         plaso.log.records = logged
+        # plaso copies SQLite databases (and their WAL) to a temporary folder, and SQLite
+        # leaves -wal/-shm files there: a folder of our own, removed with all it holds.
+        scratch = tempfile.TemporaryDirectory(prefix="irkit-plaso-", ignore_cleanup_errors=True)
+        mediator.SetTemporaryDirectory(scratch.name)
         try:
             self._process(mediator, os_path_spec(path))
             while collector.sources:  # a compressed stream (.gz, .bz2, .xz) in the file
                 self._process(mediator, collector.sources.pop(0).path_spec)
         finally:
+            scratch.cleanup()
             plaso.reporter.attempts = []
             plaso.reporter.matched = []
             plaso.reporter.crash = None
