@@ -242,11 +242,12 @@ def test_correlation_rules(corpus_case: tuple[Path, dict[str, object]], tmp_path
 
 def test_logsource_map_is_well_formed(corpus: Path) -> None:
     table = logsource_map()
-    assert set(table) == {"categories", "services"}
-    for kind in table.values():
+    assert set(table) == {"windows", "linux", "macos", ""}
+    assert set(table["windows"]) == {"categories", "services"}
+    for kind in table["windows"].values():
         for name, items in kind.items():
             for variant in items:
-                assert variant.channels, name
+                assert variant.channels and variant.source == "evtx", name
                 assert all(e.isdigit() for e in variant.event_ids), name
     used = set()
     for path in (corpus / "sigma").rglob("*.yml"):

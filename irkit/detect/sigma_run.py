@@ -55,6 +55,15 @@ def _group(rules: Sequence[SigmaRule]) -> dict[str, list[SigmaRule]]:
     return groups
 
 
+def _sources_sql(groups: dict[str, list[SigmaRule]]) -> str:
+    """The events any of the groups' logsources may read (EVTX always: its keys are cheap)."""
+    parts = {"source = 'evtx'"}
+    for group in groups.values():
+        for variant in sigma_logsource.variants(group[0].logsource) or ():
+            parts.add(f"({variant.source_sql()})")
+    return " OR ".join(sorted(parts))
+
+
 def _examples(rules: Sequence[SigmaRule]) -> list[str]:
     return [r.id for r in rules[:MAX_EXAMPLES]]
 
@@ -83,11 +92,12 @@ def run_sigma(
     selected_ids = {id(r) for r in selected}
     chosen = [r for r in detections if id(r) in selected_ids or r.id in needed or r.name in needed]
     events = case.count()
-    keys = sigma_logsource.event_keys(db)
+    groups = _group(chosen)
+    wanted = _sources_sql(groups)
+    keys = sigma_logsource.event_keys(db, wanted)
     # One scan of the Parquet parts, not one per logsource.
     db.execute(
-        "CREATE OR REPLACE TEMP TABLE _irkit_sigma_events AS "
-        "SELECT * FROM events WHERE source = 'evtx'"
+        f"CREATE OR REPLACE TEMP TABLE _irkit_sigma_events AS SELECT * FROM events WHERE {wanted}"
     )
     coverage: dict[str, Any] = {"logsource_absent": {}, "logsource_unmapped": {}}
     never: list[dict[str, Any]] = []
@@ -98,7 +108,7 @@ def run_sigma(
     work = 0
     matched_rows: dict[str, tuple[list[int], Matches]] = {}
     progress.phase("sigma: running rules", len(chosen), "rules")
-    for index, (key, group) in enumerate(sorted(_group(chosen).items())):
+    for index, (key, group) in enumerate(sorted(groups.items())):
         ls_variants = sigma_logsource.variants(group[0].logsource)
         if ls_variants is None:
             coverage["logsource_unmapped"][key] = {
@@ -132,6 +142,7 @@ def run_sigma(
                 "rules": len(group),
                 "channels": channels,
                 "event_ids": sorted({e for v in ls_variants for e in v.event_ids}, key=int),
+                "sources": sorted({v.source for v in ls_variants}),
                 "examples": _examples(group),
             }
             db.execute(f"DROP TABLE {table}")
@@ -173,7 +184,7 @@ def run_sigma(
     progress.done()
     result.findings += run_correlations(correlations, matched_rows, floor, result.warnings)
     db.execute("DROP TABLE IF EXISTS _irkit_sigma_events")
-    for table_index in range(len(_group(chosen))):
+    for table_index in range(len(groups)):
         db.execute(f"DROP TABLE IF EXISTS _irkit_sigma_{table_index}")
     for rule in rules.invalid:
         result.warnings.append(
