@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from irkit.detect import DetectorResult
+from irkit.detect.analytics import rare_findings
+from irkit.detect.heuristics import run_heuristics
 from irkit.detect.sigma import load_sigma
 from irkit.detect.sigma_logsource import logsource_map, variants
 from irkit.detect.sigma_run import run_sigma
@@ -305,3 +307,18 @@ def _attack_samples_figure(corpus: Path, case_dir: Path, result: DetectorResult)
             benign[(finding.severity, finding.title, Path(finding.evidence).name)] += finding.count
     for (level, title, name), count in sorted(benign.items()):
         print(f"benign {level}: {title} — {name} ({count})")
+    # With the built-ins (heuristics and analytics), as `irkit scan --sigma` runs them:
+    # at least 95 % of the distinct attack files get a finding of level medium or above.
+    with Case(case_dir, read_only=True) as case:
+        builtins = run_heuristics(case).findings + rare_findings(case).findings
+    medium = {
+        u
+        for f in [*result.findings, *builtins]
+        if severity_rank(f.severity) >= 2
+        for u in (f.all_event_uids or f.event_uids)
+    }
+    attack_files = {ev for _, ev in rows if "EVTX-ATTACK-SAMPLES" in ev}
+    covered = {ev for uid, ev in rows if uid in medium and "EVTX-ATTACK-SAMPLES" in ev}
+    share = len(covered) / len(attack_files)
+    print(f"with the built-ins: {len(covered)}/{len(attack_files)} distinct files ({share:.1%})")
+    assert share >= 0.95
