@@ -14,6 +14,7 @@ try:  # Ctrl-C while the command line loads: exit 130 as later, not a traceback 
         analytics,
         collect,
         crosscheck,
+        export,
         findings,
         hashing,
         parse,
@@ -72,6 +73,7 @@ def _root(
 app.command("triage")(triage.triage)
 app.command("parse")(parse.parse)
 app.command("timeline")(timeline.timeline)
+app.command("export")(export.export)
 app.command("crosscheck")(crosscheck.crosscheck)
 app.command("hash")(hashing.hash_command)
 app.command("collect")(collect.collect)

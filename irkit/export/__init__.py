@@ -1,4 +1,5 @@
-"""Timeline writers: one module per format, registered here explicitly.
+"""Timeline writers: one module per format, registered here explicitly; ``dataset``
+writes cases as a Parquet dataset (``irkit export``).
 
 May import: ``irkit.store`` (the timeline query), ``irkit.sources`` (formats shared with
 a source, as the bodyfile's) and the base modules. Never a stage that produces events

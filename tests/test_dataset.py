@@ -1,0 +1,151 @@
+"""`irkit export --format parquet`: cases into one Hive-partitioned Parquet dataset, read
+back by DuckDB and pyarrow (pandas' engine) as they find it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as pads
+import pytest
+
+from irkit.export.dataset import FIELD_COLUMNS
+from irkit.store.case import Case
+
+from .conftest import run_irkit
+
+DATA = Path(__file__).parent / "data"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def events_of(dataset: Path) -> list[tuple[str, ...]]:
+    glob = str(dataset / "events" / "**" / "*.parquet")
+    return duckdb.sql(
+        f"SELECT uid, host, source, CAST(date AS VARCHAR), host_key FROM "
+        f"read_parquet('{glob}', hive_partitioning = true) ORDER BY uid"
+    ).fetchall()
+
+
+def case_events(case: Path) -> list[tuple[str, ...]]:
+    with Case(case, read_only=True) as store:
+        return store.db.execute(
+            "SELECT uid, host, source, CAST(CAST(ts AS DATE) AS VARCHAR) FROM events ORDER BY uid"
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two real cases: EVTX logs (scanned, so with findings), and osquery results."""
+    root = tmp_path_factory.mktemp("cases")
+    first, second = root / "evtx", root / "osquery"
+    done = run_irkit("triage", str(DATA / "evidence"), "--case", str(first), "-q")
+    assert done.returncode in (0, 4), done.stderr  # 4: findings at --fail-on
+    done = run_irkit("parse", str(DATA / "osquery"), "--case", str(second), "-q")
+    assert done.returncode == 0, done.stderr
+    return first, second
+
+
+def test_a_case_becomes_a_partitioned_dataset_readers_take_as_is(
+    cases: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, _ = cases
+    out = tmp_path / "ds"
+    done = run_irkit("export", str(first), "--format", "parquet", "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    [report] = json.loads(done.stdout)
+    rows = events_of(out)
+    expected = case_events(first)
+    assert report["events"] == len(expected) == len(rows) > 20
+    # The same events, their host as the case names it, the partition values right.
+    assert [r[:4] for r in rows] == expected
+    for _uid, host, source, date, key in rows:
+        # No host (the file listing of a folder): Hive's default partition, read as NULL.
+        assert key == (host.lower().replace(" ", "_") if host else None)
+        folder = key or "__HIVE_DEFAULT_PARTITION__"
+        assert (
+            out / "events" / f"source={source}" / f"host_key={folder}" / f"date={date}"
+        ).is_dir()
+    # The field columns, typed columns as in the case, findings and their events.
+    glob = out / "events" / "**" / "*.parquet"
+    described = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{glob}', hive_partitioning=true)")
+    columns = {str(row[0]): str(row[1]) for row in described.fetchall()}
+    assert columns["ts"] == "TIMESTAMP WITH TIME ZONE" and set(FIELD_COLUMNS) <= set(columns)
+    users = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning=true) "
+        "WHERE TargetUserName IS NOT NULL"
+    ).fetchall()[0][0]
+    assert users > 0
+    with Case(first, read_only=True) as store:
+        findings = store.db.execute("SELECT count(*) FROM findings").fetchall()[0][0]
+        linked = store.db.execute("SELECT count(*) FROM finding_events").fetchall()[0][0]
+    assert findings == report["findings"] > 0
+    fglob = out / "findings" / "**" / "*.parquet"
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{fglob}')").fetchall()[0][0] == findings
+    eglob = out / "finding_events" / "*.parquet"
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{eglob}')").fetchall()[0][0] == linked
+    # pyarrow (what pandas reads Parquet with) takes the folder as a Hive dataset.
+    table = pads.dataset(out / "events", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == len(rows)
+    assert {"source", "host_key", "date", "Image", "CommandLine"} <= set(table.schema.names)
+
+
+def test_exports_add_cases_and_replace_their_own_files_with_the_same_bytes(
+    cases: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, second = cases
+    out = tmp_path / "ds"
+    assert run_irkit("export", str(first), "--out", str(out), "-q").returncode == 0
+    once = digests(out)
+    again = run_irkit("export", str(first), "--out", str(out), "--json")
+    assert json.loads(again.stdout)[0]["replaced"] == json.loads(again.stdout)[0]["files"]
+    assert digests(out) == once  # the same case: the same bytes
+    # Another case adds its own files, and leaves the first case's alone.
+    assert run_irkit("export", str(second), "--out", str(out), "-q").returncode == 0
+    both = digests(out)
+    assert {k: v for k, v in both.items() if k in once and "_irkit" not in k} == {
+        k: v for k, v in once.items() if "_irkit" not in k
+    }
+    assert len(events_of(out)) == len(case_events(first)) + len(case_events(second))
+    assert (out / "events" / "source=osquery").is_dir()
+    # A fresh export of both cases gives the same files.
+    fresh = tmp_path / "fresh"
+    assert run_irkit("export", str(first), str(second), "--out", str(fresh)).returncode == 0
+    assert digests(fresh) == both
+
+
+def test_a_grown_case_replaces_its_earlier_files(cases: tuple[Path, Path], tmp_path: Path) -> None:
+    first, _ = cases
+    case = tmp_path / "case"
+    shutil.copytree(first, case)
+    out = tmp_path / "ds"
+    assert run_irkit("export", str(case), "--out", str(out), "-q").returncode == 0
+    before = len(events_of(out))
+    done = run_irkit("parse", str(DATA / "dirty" / "System2.evtx"), "--case", str(case), "-q")
+    assert done.returncode in (0, 3), done.stderr
+    assert run_irkit("export", str(case), "--out", str(out), "-q").returncode == 0
+    rows = events_of(out)
+    assert len(rows) == len(case_events(case)) > before
+    assert len({r[0] for r in rows}) == len(rows)  # no event twice
+
+
+def test_out_must_be_a_dataset_or_empty(cases: tuple[Path, Path], tmp_path: Path) -> None:
+    first, _ = cases
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    done = run_irkit("export", str(first), "--out", str(busy))
+    assert done.returncode == 2
+    assert "not an irkit dataset" in done.stderr
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+    missing = run_irkit("export", str(tmp_path / "nope"), "--out", str(tmp_path / "ds"))
+    assert missing.returncode == 1 and "not an irkit case" in missing.stderr
