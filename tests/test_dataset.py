@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.dataset as pads
@@ -149,3 +150,76 @@ def test_out_must_be_a_dataset_or_empty(cases: tuple[Path, Path], tmp_path: Path
     assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
     missing = run_irkit("export", str(tmp_path / "nope"), "--out", str(tmp_path / "ds"))
     assert missing.returncode == 1 and "not an irkit case" in missing.stderr
+
+
+def _fleet_module() -> Any:
+    """tests/bench/fleet.py (the bench folder is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).parent / "bench" / "fleet.py"
+    spec = importlib.util.spec_from_file_location("irkit_bench_fleet", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.corpus
+def test_fleet_stacking_finds_the_one_host_with_a_rare_pair(corpus: Path, tmp_path: Path) -> None:
+    sample = (
+        corpus / "EVTX-ATTACK-SAMPLES" / "Lateral Movement" / "powercat_revShell_sysmon_1_3.evtx"
+    )
+    case, one = tmp_path / "case", tmp_path / "one"
+    assert run_irkit("parse", str(sample), "--case", str(case), "-q").returncode == 0
+    assert run_irkit("export", str(case), "--out", str(one), "-q").returncode == 0
+    [(uid,)] = duckdb.sql(
+        f"SELECT uid FROM read_parquet('{one}/events/**/*.parquet', hive_partitioning=true) "
+        "WHERE event_id = '1' ORDER BY ts LIMIT 1"
+    ).fetchall()
+    fleet = tmp_path / "fleet"
+    planted = {
+        "ParentImage": r"C:\Windows\System32\spoolsv.exe",
+        "Image": r"C:\Users\Public\svc.exe",
+    }
+    events = _fleet_module().build_fleet(
+        one, fleet, 50, plant={"host": 17, "uid": uid, "fields": planted}
+    )
+    assert events == 50 * case_events_count(case) + 1
+    done = run_irkit("stack", str(fleet), "parent-child", "--rare", "1", "-f", "jsonl", "-o", "-")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    # Every pair of the sample is on all 50 hosts; only the planted one is rare.
+    [row] = rows
+    assert row["image"].endswith("\\users\\public\\svc.exe") and "spoolsv" in row["parent_image"]
+    assert [h[-5:] for h in row["hosts"]] == ["-h017"]
+    common = run_irkit("stack", str(fleet), "parent-child", "-f", "jsonl", "-o", "-")
+    counts = [json.loads(line)["count"] for line in common.stdout.splitlines()]
+    assert min(counts) == 1 and sorted(counts)[1] >= 50
+
+
+def case_events_count(case: Path) -> int:
+    return len(case_events(case))
+
+
+def test_sql_reads_a_case_or_a_dataset_and_refuses_writes(
+    cases: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, _ = cases
+    out = tmp_path / "ds"
+    assert run_irkit("export", str(first), "--out", str(out), "-q").returncode == 0
+    query = "SELECT source, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"
+    on_case = run_irkit("sql", str(first), query, "-f", "csv", "-o", "-")
+    on_dataset = run_irkit("sql", str(out), query, "-f", "csv", "-o", "-")
+    assert on_case.returncode == on_dataset.returncode == 0, on_case.stderr + on_dataset.stderr
+    assert on_case.stdout == on_dataset.stdout and on_case.stdout.startswith("source,n\n")
+    rows = run_irkit("sql", str(out), "SELECT uid, message FROM events", "-f", "jsonl", "-o", "-")
+    assert len(rows.stdout.splitlines()) == len(case_events(first))
+    for refused in ("DROP VIEW events", "COPY events TO 'x.csv'", "SELECT 1; SELECT 2"):
+        done = run_irkit("sql", str(out), refused)
+        assert done.returncode == 2, refused
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_irkit",
+        "events",
+        "finding_events",
+        "findings",
+    ]

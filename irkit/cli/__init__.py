@@ -20,6 +20,7 @@ try:  # Ctrl-C while the command line loads: exit 130 as later, not a traceback 
         parse,
         rules,
         scan,
+        sql,
         timeline,
         triage,
     )
@@ -82,6 +83,7 @@ app.command("scan")(scan.scan)
 app.command("findings")(findings.findings)
 app.command("stack")(analytics.stack)
 app.command("firstseen")(analytics.firstseen)
+app.command("sql")(sql.sql)
 app.add_typer(rules.app, name="rules")
 
 

@@ -183,7 +183,7 @@ Limit = Annotated[
 
 @errors_handled
 def stack(
-    case: Annotated[Path, typer.Argument(help="Case directory.")],
+    case: Annotated[Path, typer.Argument(help="Case directory, or a dataset from irkit export.")],
     by: Annotated[str, typer.Argument(help=f"Entity kind: {KINDS_HELP}.", metavar="KIND")],
     rare: Annotated[
         int | None,
@@ -208,13 +208,15 @@ def stack(
       irkit stack irkit-triage service --rare 1
 
       irkit stack irkit-triage parent-child --host dc01 -f csv -o parent-child.csv
+
+      irkit stack fleet-dataset parent-child --rare 1   (across every host of a dataset)
     """
     from irkit.detect import analytics
-    from irkit.store.case import Case
+    from irkit.store.dataset import open_store
 
     _check_output(fmt, output, f"irkit stack {case} {by}")
     spec = analytics.entity_kind(by)
-    with Case(case, read_only=True) as store:
+    with open_store(case) as store:
         rows = analytics.stack(store, by, rare=rare, sources=source or (), hosts=host or ())
     if fmt is Format.table and limit is None:
         limit = TABLE_LIMIT
@@ -229,7 +231,7 @@ def stack(
 
 @errors_handled
 def firstseen(
-    case: Annotated[Path, typer.Argument(help="Case directory.")],
+    case: Annotated[Path, typer.Argument(help="Case directory, or a dataset from irkit export.")],
     kind: Annotated[
         str | None,
         typer.Argument(help=f"Entity kind: {KINDS_HELP}.", metavar="KIND", show_default=False),
@@ -260,13 +262,13 @@ def firstseen(
       irkit firstseen irkit-triage process --baseline-until 2024-05-01T08:00+02:00 -f jsonl -o -
     """
     from irkit.detect import analytics
-    from irkit.store.case import Case
+    from irkit.store.dataset import open_store
 
     entity = _kind(kind, entity)
     _check_output(fmt, output, f"irkit firstseen {case} {entity} --baseline-until {baseline_until}")
     spec = analytics.entity_kind(entity)
     until = parse_time(baseline_until, "--baseline-until")
-    with Case(case, read_only=True) as store:
+    with open_store(case) as store:
         every = analytics.stack(store, entity)
         rows = analytics.first_seen(store, entity, until)
     if fmt is Format.table and limit is None:

@@ -40,6 +40,7 @@ from irkit.model import MAX_EVENT_UIDS, Finding, Severity
 
 if TYPE_CHECKING:
     from irkit.store.case import Case
+    from irkit.store.dataset import EventStore
 
 __all__ = [
     "CONDITIONS",
@@ -132,7 +133,7 @@ class _Sql:
         return expr
 
 
-def _osquery_artifacts(case: Case) -> list[str]:
+def _osquery_artifacts(case: EventStore) -> list[str]:
     rows = case.db.execute(
         "SELECT DISTINCT artifact FROM events WHERE source = 'osquery' AND artifact IS NOT NULL"
     ).fetchall()
@@ -187,7 +188,7 @@ def _select(
 
 
 def stack(
-    case: Case,
+    case: EventStore,
     kind: str,
     rare: int | None = None,
     sources: Sequence[str] = (),
@@ -247,7 +248,7 @@ def stack(
     ]
 
 
-def first_seen(case: Case, kind: str, baseline_until: dt.datetime) -> list[StackRow]:
+def first_seen(case: EventStore, kind: str, baseline_until: dt.datetime) -> list[StackRow]:
     """Entities first seen after the baseline window (first appearance > baseline_until).
 
     Sorted by first appearance, then rarest first. An entity whose events all lack a time
