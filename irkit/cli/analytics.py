@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,33 +10,28 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from irkit.cli.common import (
+    TABLE_LIMIT,
     Column,
     Debug,
+    FormatOption,
+    LimitOption,
+    OutputOption,
+    check_table_output,
     errors_handled,
     fit_table,
-    is_stdout,
     safe_text,
     stderr_console,
     text_output,
 )
+from irkit.cli.common import RowFormat as Format
 from irkit.store.timeline import parse_time
 
 if TYPE_CHECKING:
     from irkit.detect.analytics import StackRow
 
-TABLE_LIMIT = 500
-#: ``-o -``: standard output, as for irkit hash and irkit timeline.
 #: Hosts named in a table cell; the rest are counted.
 TABLE_HOSTS = 3
 KINDS_HELP = "process, parent-child, service, task, logon, autorun or network"
-
-
-class Format(enum.StrEnum):
-    """Output formats."""
-
-    table = "table"
-    csv = "csv"
-    jsonl = "jsonl"
 
 
 def _when(row: StackRow, first: bool) -> str:
@@ -155,30 +149,8 @@ def _kind(kind: str | None, entity: str | None) -> str:
     return chosen
 
 
-def _check_output(fmt: Format, output: Path | None, command: str) -> None:
-    """The table is for the terminal: -o FILE needs CSV or JSONL (as for irkit timeline)."""
-    from irkit.errors import UsageError
-
-    if fmt is Format.table and not is_stdout(output):
-        raise UsageError(
-            "--output needs --format csv or jsonl: the table is for the terminal",
-            hint=f"{command} --format csv -o {output}",
-        )
-
-
 def _summary(text: str) -> None:
     stderr_console().print(safe_text(text), soft_wrap=True)
-
-
-Fmt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-Output = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write to this file ('-': stdout); CSV or JSONL only."),
-]
-Limit = Annotated[
-    int | None,
-    typer.Option("--limit", help="At most this many rows (table: 500 unless set).", min=0),
-]
 
 
 @errors_handled
@@ -196,9 +168,9 @@ def stack(
         list[str] | None,
         typer.Option("--host", help="Only this host, any case (repeatable)."),
     ] = None,
-    fmt: Fmt = Format.table,
-    output: Output = None,
-    limit: Limit = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+    limit: LimitOption = None,
     debug: Debug = False,
 ) -> None:
     """Least-frequency stacking: every entity of a kind across all hosts, rarest first.
@@ -214,7 +186,7 @@ def stack(
     from irkit.detect import analytics
     from irkit.store.dataset import open_store
 
-    _check_output(fmt, output, f"irkit stack {case} {by}")
+    check_table_output(fmt, output, f"irkit stack {case} {by}")
     spec = analytics.entity_kind(by)
     with open_store(case) as store:
         rows = analytics.stack(store, by, rare=rare, sources=source or (), hosts=host or ())
@@ -248,9 +220,9 @@ def firstseen(
             help="End of the baseline window (ISO 8601, UTC unless an offset is given).",
         ),
     ],
-    fmt: Fmt = Format.table,
-    output: Output = None,
-    limit: Limit = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+    limit: LimitOption = None,
     debug: Debug = False,
 ) -> None:
     """Entities first seen after the baseline window, oldest first.
@@ -265,7 +237,9 @@ def firstseen(
     from irkit.store.dataset import open_store
 
     entity = _kind(kind, entity)
-    _check_output(fmt, output, f"irkit firstseen {case} {entity} --baseline-until {baseline_until}")
+    check_table_output(
+        fmt, output, f"irkit firstseen {case} {entity} --baseline-until {baseline_until}"
+    )
     spec = analytics.entity_kind(entity)
     until = parse_time(baseline_until, "--baseline-until")
     with open_store(case) as store:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import io
 import os
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, ParamSpec, Tex
 import typer
 from typer import _click  # typer vendors click here (ruff bans importing click)
 
-from irkit.errors import ExitCode, IrkitError, is_interrupt
+from irkit.errors import ExitCode, IrkitError, UsageError, is_interrupt
 
 if TYPE_CHECKING:  # rich is imported when something is printed: start-up stays short
     from rich.console import Console
@@ -356,3 +357,35 @@ def _natural(column: Column, cells: Sequence[Sequence[Text]], index: int) -> int
     longest = max((row[index].cell_len for row in cells), default=0)
     wanted = max(len(column.header), longest, 1)
     return wanted if column.max_width is None else min(wanted, column.max_width)
+
+
+#: Rows a table shows unless ``--limit`` says otherwise (stack, firstseen, sql).
+TABLE_LIMIT: Final = 500
+
+
+class RowFormat(enum.StrEnum):
+    """Output formats of the row-listing commands (stack, firstseen, sql)."""
+
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+FormatOption = Annotated[RowFormat, typer.Option("--format", "-f", help="Output format.")]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to this file ('-': stdout); CSV or JSONL only."),
+]
+LimitOption = Annotated[
+    int | None,
+    typer.Option("--limit", help="At most this many rows (table: 500 unless set).", min=0),
+]
+
+
+def check_table_output(fmt: RowFormat, output: Path | None, command: str) -> None:
+    """The table is for the terminal: -o FILE needs CSV or JSONL (as for irkit timeline)."""
+    if fmt is RowFormat.table and not is_stdout(output):
+        raise UsageError(
+            "--output needs --format csv or jsonl: the table is for the terminal",
+            hint=f"{command} --format csv -o {output}",
+        )

@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import csv
-import enum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
 
 from irkit.cli.common import (
+    TABLE_LIMIT,
     Column,
     Debug,
+    FormatOption,
+    LimitOption,
+    OutputOption,
+    check_table_output,
     errors_handled,
     fit_table,
-    is_stdout,
     safe_text,
     stderr_console,
     text_output,
 )
-
-TABLE_LIMIT = 500
-
-
-class Format(enum.StrEnum):
-    """Output formats."""
-
-    table = "table"
-    csv = "csv"
-    jsonl = "jsonl"
+from irkit.cli.common import RowFormat as Format
 
 
 def _text(value: Any) -> str:
@@ -71,15 +65,9 @@ def sql(
     query: Annotated[
         str, typer.Argument(help="One SELECT over events, findings, finding_events (…).")
     ],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write to this file ('-': stdout); CSV or JSONL."),
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", help="At most this many rows (table: 500 unless set).", min=0),
-    ] = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
+    limit: LimitOption = None,
     debug: Debug = False,
 ) -> None:
     """Run one SELECT with DuckDB over a case or a dataset, read-only.
@@ -93,14 +81,10 @@ def sql(
 
       irkit sql fleet "SELECT host, count(*) FROM events WHERE Image ILIKE '%psexesvc%' GROUP BY 1"
     """
-    from irkit.errors import QueryError, UsageError
+    from irkit.errors import QueryError
     from irkit.store.dataset import check_select, open_store
 
-    if fmt is Format.table and not is_stdout(output):
-        raise UsageError(
-            "--output needs --format csv or jsonl: the table is for the terminal",
-            hint=f'irkit sql {target} "…" --format csv -o {output}',
-        )
+    check_table_output(fmt, output, f'irkit sql {target} "…"')
     if fmt is Format.table and limit is None:
         limit = TABLE_LIMIT
     with open_store(target) as store:
