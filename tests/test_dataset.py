@@ -223,3 +223,47 @@ def test_sql_reads_a_case_or_a_dataset_and_refuses_writes(
         "finding_events",
         "findings",
     ]
+
+
+def _pairs(db: Any) -> set[tuple[str, str]]:
+    rows = db.execute(
+        "SELECT f.rule, l.event_uid FROM findings f JOIN finding_events l ON l.finding_uid = f.uid"
+    ).fetchall()
+    return {(str(r[0]), str(r[1])) for r in rows}
+
+
+@pytest.mark.corpus
+def test_scan_of_a_dataset_finds_what_the_scan_of_its_case_finds(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IRKIT_CACHE", str(tmp_path / "cache"))
+    attacks = corpus / "EVTX-ATTACK-SAMPLES"
+    samples = [
+        attacks / "Lateral Movement" / "powercat_revShell_sysmon_1_3.evtx",
+        attacks / "Credential Access" / "CA_sysmon_hashdump_cmd_meterpreter.evtx",
+        attacks / "Privilege Escalation" / "Sysmon_UACME_33.evtx",
+        attacks / "Defense Evasion" / "DE_WinEventLogSvc_Crash_System_7036.evtx",
+    ]
+    case, out = tmp_path / "case", tmp_path / "ds"
+    assert run_irkit("parse", *map(str, samples), "--case", str(case), "-q").returncode == 0
+    assert run_irkit("export", str(case), "--out", str(out), "-q").returncode == 0
+    sigma = corpus / "sigma" / "rules" / "windows" / "process_creation"
+    for target in (case, out):
+        done = run_irkit("scan", str(target), "--sigma", str(sigma), "-q", "--json")
+        assert done.returncode == 0, done.stderr
+    with Case(case, read_only=True) as store:
+        on_case = _pairs(store.db)
+    from irkit.store.dataset import Dataset
+
+    with Dataset(out) as data:
+        on_dataset = _pairs(data.db)
+    assert on_case and on_dataset == on_case
+    assert {rule for rule, _ in on_case} >= {"discovery_commands_burst_one_parent"}
+    # Scanning the dataset again adds nothing; irkit findings reads it as it reads a case.
+    again = run_irkit("scan", str(out), "--sigma", str(sigma), "-q", "--json")
+    assert json.loads(again.stdout)["findings_added"] == 0
+    listed = run_irkit("findings", str(out), "-f", "jsonl", "-o", "-")
+    from_case = run_irkit("findings", str(case), "-f", "jsonl", "-o", "-")
+    assert sorted(listed.stdout.splitlines()) == sorted(from_case.stdout.splitlines())
+    refused = run_irkit("scan", str(out), "--yara", str(tmp_path))
+    assert refused.returncode == 2 and "dataset holds events only" in refused.stderr

@@ -116,13 +116,13 @@ def findings(
       irkit findings ./case --format csv -o findings.csv
     """
     from irkit.detect.scan import iter_findings
-    from irkit.store.case import Case
+    from irkit.store.dataset import open_store
 
     if fmt is FindingsFormat.table and not is_stdout(output):
         raise UsageError(
             "--output writes CSV or JSON Lines, not the table", hint="add --format csv or jsonl"
         )
-    with Case(case, read_only=True) as store:
+    with open_store(case) as store:
         if fmt is FindingsFormat.table:
             _table(iter_findings(store, min_level.value, detector or ()), limit, group)
             return

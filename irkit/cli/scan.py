@@ -137,7 +137,10 @@ def _rich_progress(console: Console) -> Any:
 
 @errors_handled
 def scan(
-    case: Annotated[Path, typer.Argument(help="Case directory (from irkit parse or triage).")],
+    case: Annotated[
+        Path,
+        typer.Argument(help="Case directory (from irkit parse or triage), or a dataset."),
+    ],
     yara: YaraRules = None,
     yara_target: Annotated[
         list[Path] | None,

@@ -39,7 +39,6 @@ from irkit.errors import UsageError
 from irkit.model import MAX_EVENT_UIDS, Finding, Severity
 
 if TYPE_CHECKING:
-    from irkit.store.case import Case
     from irkit.store.dataset import EventStore
 
 __all__ = [
@@ -275,7 +274,7 @@ def _all_match(conditions: Sequence[Condition], row: StackRow) -> tuple[str, ...
     return tuple(tags)
 
 
-def rare_findings(case: Case, progress: ScanProgress = NO_PROGRESS) -> DetectorResult:
+def rare_findings(case: EventStore, progress: ScanProgress = NO_PROGRESS) -> DetectorResult:
     """Rare-and-suspicious entities of the case as findings (detector ``analytics``).
 
     Each rule of findings.yaml stacks its kind, keeps the rows seen at most ``max_count``

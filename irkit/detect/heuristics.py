@@ -30,7 +30,7 @@ from irkit.model import severity_rank as _rank
 if TYPE_CHECKING:
     import duckdb
 
-    from irkit.store.case import Case
+    from irkit.store.dataset import EventStore
 
 DETECTOR: Final = "heuristic"
 REQUIRED: Final = ("id", "title", "level", "attack", "description", "falsepositives", "examples")
@@ -299,7 +299,7 @@ ORDER BY min(ts), host, key
 
 
 def run_heuristics(
-    case: Case,
+    case: EventStore,
     heuristics: Sequence[Heuristic] | None = None,
     min_level: str = "informational",
     progress: ScanProgress = NO_PROGRESS,

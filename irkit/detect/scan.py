@@ -25,7 +25,7 @@ from irkit.errors import UsageError
 from irkit.model import Finding, ParseWarning, Severity, severity_rank
 
 if TYPE_CHECKING:
-    from irkit.store.case import Case
+    from irkit.store.dataset import EventStore
 
 LEVELS: Final = tuple(s.value for s in Severity)
 
@@ -139,8 +139,8 @@ def _timed(name: str, run: Any, *args: Any, **kwargs: Any) -> DetectorResult:
     return result
 
 
-def run_detectors(case: Case, options: ScanOptions) -> list[DetectorResult]:
-    """Every detector asked for, in a fixed order."""
+def run_detectors(case: EventStore, options: ScanOptions) -> list[DetectorResult]:
+    """Every detector asked for, in a fixed order (YARA needs a case: it reads its files)."""
     results: list[DetectorResult] = []
     progress = options.progress
     if options.builtin:
@@ -170,6 +170,9 @@ def run_detectors(case: Case, options: ScanOptions) -> list[DetectorResult]:
         results.append(result)
     if options.yara:
         from irkit.detect.yara import compile_rules, scan_case, scan_files
+        from irkit.store.case import Case
+
+        assert isinstance(case, Case)  # scan() refuses --yara on a dataset
 
         progress.phase("yara: compiling rules")
         started = time.perf_counter()
@@ -198,8 +201,11 @@ def run_detectors(case: Case, options: ScanOptions) -> list[DetectorResult]:
 def scan(case_dir: Path, options: ScanOptions, command: Sequence[str] = ()) -> ScanSummary:
     """Run the detectors over the case at ``case_dir`` and store their findings."""
     from irkit.store.case import Case
+    from irkit.store.dataset import is_dataset
 
     check_level(options.min_level, "--min-level")
+    if is_dataset(case_dir):
+        return _scan_dataset(case_dir, options)
     started_wall = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(case_dir))
@@ -214,6 +220,33 @@ def scan(case_dir: Path, options: ScanOptions, command: Sequence[str] = ()) -> S
         summary.seconds = time.perf_counter() - started
         case.record_warnings(summary.run_id, summary.warnings)
         case.record_run(summary.run_id, list(command), started_wall, summary.as_dict())
+    return summary
+
+
+def _scan_dataset(root: Path, options: ScanOptions) -> ScanSummary:
+    """The built-ins and Sigma over an exported dataset (DuckDB); the new findings are
+    written into it (``irkit.store.dataset.add_findings``)."""
+    import tempfile
+
+    from irkit.store.dataset import Dataset, add_findings
+
+    if options.yara or options.yara_targets:
+        raise UsageError(
+            "--yara reads the evidence files of a case; a dataset holds events only",
+            hint="scan the case itself for YARA: irkit scan CASE --yara RULES",
+        )
+    started = time.perf_counter()
+    summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(root))
+    rank = severity_rank(options.min_level)
+    with tempfile.TemporaryDirectory(prefix="irkit-scan-") as scratch, Dataset(root) as data:
+        summary.events = data.count()
+        data.materialise(Path(scratch))
+        for result in run_detectors(data, options):
+            summary.detectors.append(result)
+            summary.warnings += result.warnings
+            summary.findings += [f for f in result.findings if severity_rank(f.severity) >= rank]
+        summary.findings_added = add_findings(root, data.db, summary.findings)
+    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -243,7 +276,7 @@ FINDING_EXPORT: Final = (
 
 
 def iter_findings(
-    case: Case,
+    case: EventStore,
     min_level: str = "informational",
     detectors: Sequence[str] = (),
     limit: int | None = None,

@@ -17,7 +17,7 @@ from irkit.errors import is_interrupt
 from irkit.model import ParseWarning, severity_rank
 
 if TYPE_CHECKING:
-    from irkit.store.case import Case
+    from irkit.store.dataset import EventStore
 
 MAX_EXAMPLES = 5
 
@@ -69,7 +69,7 @@ def _examples(rules: Sequence[SigmaRule]) -> list[str]:
 
 
 def run_sigma(
-    case: Case,
+    case: EventStore,
     rules: SigmaRuleSet,
     min_level: str = "informational",
     progress: ScanProgress = NO_PROGRESS,

@@ -27,6 +27,8 @@ from typing import Final
 
 from irkit.errors import CaseError, UsageError
 from irkit.store.case import Case
+from irkit.store.dataset import DATASET_MARKER as MARKER
+from irkit.store.dataset import HOST_KEY_SQL
 
 #: Event fields that are also columns of their own (NULL where the event has none).
 FIELD_COLUMNS: Final = (
@@ -56,10 +58,6 @@ FINDING_COLUMNS: Final = (
     "uid", "ts", "last_seen", "count", "severity", "detector", "rule", "title", "description",
     "attack", "event_uid", "event_uids", "source", "host", "evidence", "record", "excerpt",
 )  # fmt: skip
-MARKER: Final = "_irkit"
-HOST_KEY_SQL: Final = (
-    "nullif(regexp_replace(lower(coalesce(host, '')), '[^a-z0-9._-]+', '_', 'g'), '')"
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ views a case has: ``events``, ``findings``, ``finding_events``. The analytics (`
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Protocol
@@ -12,16 +14,36 @@ from typing import Final, Protocol
 import duckdb
 
 from irkit.errors import CaseError, QueryError
+from irkit.model import Finding
 from irkit.store.case import Case
 
 #: The folder ``irkit export`` writes into a dataset (docs/dataset.md).
 DATASET_MARKER: Final = "_irkit"
+#: A host as a safe folder name (docs/dataset.md); ``irkit.export.dataset`` writes it too.
+HOST_KEY_SQL: Final = (
+    "nullif(regexp_replace(lower(coalesce(host, '')), '[^a-z0-9._-]+', '_', 'g'), '')"
+)
 #: (view, files under the dataset, Hive partitions in the path).
 VIEWS: Final = (
     ("events", "events/**/*.parquet", True),
     ("findings", "findings/**/*.parquet", True),
     ("finding_events", "finding_events/*.parquet", False),
 )
+
+
+#: The findings tables of a dataset without findings yet (the export's columns).
+EMPTY: Final = {
+    "findings": (
+        "SELECT NULL::VARCHAR AS uid, NULL::TIMESTAMPTZ AS ts, NULL::TIMESTAMPTZ AS last_seen, "
+        "NULL::BIGINT AS count, NULL::VARCHAR AS severity, NULL::VARCHAR AS detector, "
+        "NULL::VARCHAR AS rule, NULL::VARCHAR AS title, NULL::VARCHAR AS description, "
+        "NULL::VARCHAR[] AS attack, NULL::VARCHAR AS event_uid, NULL::VARCHAR[] AS event_uids, "
+        "NULL::VARCHAR AS source, NULL::VARCHAR AS host, NULL::VARCHAR AS evidence, "
+        "NULL::VARCHAR AS record, NULL::VARCHAR AS excerpt, NULL::VARCHAR AS details, "
+        "NULL::VARCHAR AS host_key WHERE false"
+    ),
+    "finding_events": "SELECT NULL::VARCHAR AS finding_uid, NULL::VARCHAR AS event_uid WHERE false",
+}
 
 
 class EventStore(Protocol):
@@ -61,8 +83,9 @@ class Dataset:
         # Every file has the export's schema: no union_by_name (binding each file's schema
         # costs memory and time on thousands of files).
         for name, pattern, hive in VIEWS:
-            if not any(root.glob(pattern)):
-                continue  # no case with findings exported yet
+            if not any(root.glob(pattern)):  # no case with findings exported yet
+                self._db.execute(f"CREATE VIEW {name} AS {EMPTY[name]}")
+                continue
             self._db.execute(
                 f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
                 f"{_literal(str(root / pattern))}, hive_partitioning = {str(hive).lower()})"
@@ -71,6 +94,15 @@ class Dataset:
     @property
     def db(self) -> duckdb.DuckDBPyConnection:
         return self._db
+
+    def materialise(self, folder: Path) -> None:
+        """Read the events once into a DuckDB file in ``folder`` (a scratch folder the
+        caller removes): the many queries of a scan then read one table, not thousands of
+        small Parquet files each time. DuckDB spills past its memory limit."""
+        self._db.execute(f"ATTACH {_literal(str(folder / 'scan.duckdb'))} AS scratch")
+        self._db.execute("CREATE TABLE scratch.events AS SELECT * FROM events")
+        self._db.execute("DROP VIEW events")
+        self._db.execute("CREATE VIEW events AS SELECT * FROM scratch.events")
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM events").fetchall()[0][0])
@@ -108,3 +140,79 @@ def check_select(db: duckdb.DuckDBPyConnection, query: str) -> None:
             f"only SELECT queries are run (this is {statements[0].type.name})",
             hint="irkit sql reads; it never changes the case or the dataset",
         )
+
+
+def add_findings(root: Path, db: duckdb.DuckDBPyConnection, findings: Sequence[Finding]) -> int:
+    """Write the findings not yet in the dataset (by uid) into ``findings/`` and their events
+    into ``finding_events/``, in files named after them (the same findings: the same
+    files); return how many were new. ``db`` is the dataset's connection."""
+    import json
+
+    import pyarrow as pa
+
+    known = {row[0] for row in db.execute("SELECT uid FROM findings").fetchall()}
+    new: dict[str, Finding] = {}
+    for finding in findings:
+        if finding.uid not in known:
+            new.setdefault(finding.uid, finding)
+    if not new:
+        return 0
+    chosen = [new[uid] for uid in sorted(new)]
+    ident = hashlib.sha256("\n".join(sorted(new)).encode()).hexdigest()[:16]
+    table = pa.table(
+        {
+            "uid": [f.uid for f in chosen],
+            "ts": pa.array([f.ts for f in chosen], pa.string()),
+            "last_seen": pa.array([f.last_seen or f.ts for f in chosen], pa.string()),
+            "count": pa.array([f.count for f in chosen], pa.int64()),
+            "severity": [str(f.severity) for f in chosen],
+            "detector": [f.detector for f in chosen],
+            "rule": [f.rule for f in chosen],
+            "title": [f.title for f in chosen],
+            "description": [f.description for f in chosen],
+            "attack": pa.array([list(f.attack) for f in chosen], pa.list_(pa.string())),
+            "event_uid": [f.event_uid for f in chosen],
+            "event_uids": pa.array(
+                [list(f.event_uids or ((f.event_uid,) if f.event_uid else ())) for f in chosen],
+                pa.list_(pa.string()),
+            ),
+            "source": [f.source for f in chosen],
+            "host": [f.host for f in chosen],
+            "evidence": [f.evidence for f in chosen],
+            "record": [f.record for f in chosen],
+            "excerpt": [f.excerpt for f in chosen],
+            "details": [json.dumps(f.details, sort_keys=True) for f in chosen],
+        }
+    )
+    pairs = sorted(
+        (f.uid, event)
+        for f in chosen
+        for event in (f.all_event_uids or f.event_uids or (f.event_uid,))
+        if event
+    )
+    links = pa.table({"finding_uid": [p[0] for p in pairs], "event_uid": [p[1] for p in pairs]})
+    db.register("_irkit_new_findings", table)
+    db.register("_irkit_new_links", links)
+    db.execute("SET threads = 1")
+    db.execute("SET preserve_insertion_order = true")
+    (root / "findings").mkdir(exist_ok=True)
+    (root / "finding_events").mkdir(exist_ok=True)
+    db.execute(
+        f"""COPY (SELECT uid, CAST(ts AS TIMESTAMPTZ) AS ts,
+                   CAST(last_seen AS TIMESTAMPTZ) AS last_seen, count, severity, detector,
+                   rule, title, description, attack, event_uid, event_uids, source, host,
+                   evidence, record, excerpt, details,
+                   {HOST_KEY_SQL} AS host_key
+                 FROM _irkit_new_findings ORDER BY host_key, ts, uid)
+            TO {_literal(str(root / "findings"))} (FORMAT PARQUET, COMPRESSION ZSTD,
+            PARTITION_BY (host_key), FILENAME_PATTERN 'part-scan-{ident}-{{i}}',
+            OVERWRITE_OR_IGNORE)"""
+    )
+    target = root / "finding_events" / f"part-scan-{ident}.parquet"
+    db.execute(
+        f"COPY (SELECT * FROM _irkit_new_links ORDER BY finding_uid, event_uid) "
+        f"TO {_literal(str(target))} (FORMAT PARQUET, COMPRESSION ZSTD)"
+    )
+    db.unregister("_irkit_new_findings")
+    db.unregister("_irkit_new_links")
+    return len(chosen)
