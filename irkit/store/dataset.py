@@ -16,6 +16,7 @@ import duckdb
 from irkit.errors import CaseError, QueryError
 from irkit.model import Finding
 from irkit.store.case import Case
+from irkit.store.findings import findings_table
 
 #: The folder ``irkit export`` writes into a dataset (docs/dataset.md).
 DATASET_MARKER: Final = "_irkit"
@@ -146,8 +147,6 @@ def add_findings(root: Path, db: duckdb.DuckDBPyConnection, findings: Sequence[F
     """Write the findings not yet in the dataset (by uid) into ``findings/`` and their events
     into ``finding_events/``, in files named after them (the same findings: the same
     files); return how many were new. ``db`` is the dataset's connection."""
-    import json
-
     import pyarrow as pa
 
     known = {row[0] for row in db.execute("SELECT uid FROM findings").fetchall()}
@@ -159,31 +158,7 @@ def add_findings(root: Path, db: duckdb.DuckDBPyConnection, findings: Sequence[F
         return 0
     chosen = [new[uid] for uid in sorted(new)]
     ident = hashlib.sha256("\n".join(sorted(new)).encode()).hexdigest()[:16]
-    table = pa.table(
-        {
-            "uid": [f.uid for f in chosen],
-            "ts": pa.array([f.ts for f in chosen], pa.string()),
-            "last_seen": pa.array([f.last_seen or f.ts for f in chosen], pa.string()),
-            "count": pa.array([f.count for f in chosen], pa.int64()),
-            "severity": [str(f.severity) for f in chosen],
-            "detector": [f.detector for f in chosen],
-            "rule": [f.rule for f in chosen],
-            "title": [f.title for f in chosen],
-            "description": [f.description for f in chosen],
-            "attack": pa.array([list(f.attack) for f in chosen], pa.list_(pa.string())),
-            "event_uid": [f.event_uid for f in chosen],
-            "event_uids": pa.array(
-                [list(f.event_uids or ((f.event_uid,) if f.event_uid else ())) for f in chosen],
-                pa.list_(pa.string()),
-            ),
-            "source": [f.source for f in chosen],
-            "host": [f.host for f in chosen],
-            "evidence": [f.evidence for f in chosen],
-            "record": [f.record for f in chosen],
-            "excerpt": [f.excerpt for f in chosen],
-            "details": [json.dumps(f.details, sort_keys=True) for f in chosen],
-        }
-    )
+    table = findings_table(chosen, None)
     pairs = sorted(
         (f.uid, event)
         for f in chosen

@@ -14,6 +14,7 @@ from irkit.model import Finding
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 
 class FindingsStore:
@@ -28,35 +29,7 @@ class FindingsStore:
         import pyarrow as pa
 
         before = self.count_findings()
-        table = pa.table(
-            {
-                "uid": [f.uid for f in findings],
-                "ts": pa.array([f.ts for f in findings], pa.string()),
-                "last_seen": pa.array([f.last_seen or f.ts for f in findings], pa.string()),
-                "count": pa.array([f.count for f in findings], pa.int64()),
-                "severity": [str(f.severity) for f in findings],
-                "detector": [f.detector for f in findings],
-                "rule": [f.rule for f in findings],
-                "title": [f.title for f in findings],
-                "description": [f.description for f in findings],
-                "attack": pa.array([list(f.attack) for f in findings], pa.list_(pa.string())),
-                "event_uid": [f.event_uid for f in findings],
-                "event_uids": pa.array(
-                    [
-                        list(f.event_uids or ((f.event_uid,) if f.event_uid else ()))
-                        for f in findings
-                    ],
-                    pa.list_(pa.string()),
-                ),
-                "source": [f.source for f in findings],
-                "host": [f.host for f in findings],
-                "evidence": [f.evidence for f in findings],
-                "record": [f.record for f in findings],
-                "excerpt": [f.excerpt for f in findings],
-                "details": [json.dumps(f.details, sort_keys=True) for f in findings],
-                "run_id": [run_id] * len(findings),
-            }
-        )
+        table = findings_table(findings, run_id)
         links: dict[str, tuple[str, ...]] = {}
         for f in findings:  # one finding found twice in a run: its events once
             links.setdefault(f.uid, f.all_event_uids or f.event_uids or (f.event_uid,))
@@ -85,3 +58,38 @@ class FindingsStore:
     def count_findings(self) -> int:
         """Number of findings in the store."""
         return int(self.db.execute("SELECT count(*) FROM findings").fetchall()[0][0])
+
+
+def findings_table(findings: Sequence[Finding], run_id: str | None) -> pa.Table:
+    """Findings as an Arrow table with the findings table's columns (times as text; no
+    ``run_id`` column when ``run_id`` is None: a dataset's findings have none)."""
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "uid": [f.uid for f in findings],
+            "ts": pa.array([f.ts for f in findings], pa.string()),
+            "last_seen": pa.array([f.last_seen or f.ts for f in findings], pa.string()),
+            "count": pa.array([f.count for f in findings], pa.int64()),
+            "severity": [str(f.severity) for f in findings],
+            "detector": [f.detector for f in findings],
+            "rule": [f.rule for f in findings],
+            "title": [f.title for f in findings],
+            "description": [f.description for f in findings],
+            "attack": pa.array([list(f.attack) for f in findings], pa.list_(pa.string())),
+            "event_uid": [f.event_uid for f in findings],
+            "event_uids": pa.array(
+                [list(f.event_uids or ((f.event_uid,) if f.event_uid else ())) for f in findings],
+                pa.list_(pa.string()),
+            ),
+            "source": [f.source for f in findings],
+            "host": [f.host for f in findings],
+            "evidence": [f.evidence for f in findings],
+            "record": [f.record for f in findings],
+            "excerpt": [f.excerpt for f in findings],
+            "details": [json.dumps(f.details, sort_keys=True) for f in findings],
+        }
+    )
+    if run_id is not None:
+        table = table.append_column("run_id", pa.array([run_id] * len(findings), pa.string()))
+    return table
