@@ -198,6 +198,17 @@ def run_detectors(case: EventStore, options: ScanOptions) -> list[DetectorResult
     return results
 
 
+def _detect(store: EventStore, options: ScanOptions, summary: ScanSummary) -> None:
+    """Run the detectors; their reports, warnings and findings at ``min_level`` or above
+    go into ``summary``."""
+    summary.events = store.count()
+    rank = severity_rank(options.min_level)
+    for result in run_detectors(store, options):
+        summary.detectors.append(result)
+        summary.warnings += result.warnings
+        summary.findings += [f for f in result.findings if severity_rank(f.severity) >= rank]
+
+
 def scan(case_dir: Path, options: ScanOptions, command: Sequence[str] = ()) -> ScanSummary:
     """Run the detectors over the case at ``case_dir`` and store their findings."""
     from irkit.store.case import Case
@@ -210,12 +221,7 @@ def scan(case_dir: Path, options: ScanOptions, command: Sequence[str] = ()) -> S
     started = time.perf_counter()
     summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(case_dir))
     with Case(case_dir) as case:
-        summary.events = case.count()
-        rank = severity_rank(options.min_level)
-        for result in run_detectors(case, options):
-            summary.detectors.append(result)
-            summary.warnings += result.warnings
-            summary.findings += [f for f in result.findings if severity_rank(f.severity) >= rank]
+        _detect(case, options, summary)
         summary.findings_added = case.add_findings(summary.findings, summary.run_id)
         summary.seconds = time.perf_counter() - started
         case.record_warnings(summary.run_id, summary.warnings)
@@ -237,14 +243,9 @@ def _scan_dataset(root: Path, options: ScanOptions) -> ScanSummary:
         )
     started = time.perf_counter()
     summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(root))
-    rank = severity_rank(options.min_level)
     with tempfile.TemporaryDirectory(prefix="irkit-scan-") as scratch, Dataset(root) as data:
-        summary.events = data.count()
         data.materialise(Path(scratch))
-        for result in run_detectors(data, options):
-            summary.detectors.append(result)
-            summary.warnings += result.warnings
-            summary.findings += [f for f in result.findings if severity_rank(f.severity) >= rank]
+        _detect(data, options, summary)
         summary.findings_added = add_findings(root, data.db, summary.findings)
     summary.seconds = time.perf_counter() - started
     return summary

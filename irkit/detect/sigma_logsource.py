@@ -24,9 +24,6 @@ from irkit.errors import IrkitError
 
 #: Columns every logsource table carries, besides the Sigma fields.
 BASE_COLUMNS = ("uid", "ts", "host", "source", "evidence", "record", "message")
-#: Products whose logsources the map names; a rule without a product is a Windows rule
-#: unless the map names its category for every product (``webserver``).
-PRODUCTS: Final = ("windows", "linux", "macos")
 #: ``kv(text, 'key')``: the value of ``key=value`` in a Linux audit record's text, quotes
 #: removed; auditd writes a string with spaces or odd bytes as upper-case hex, decoded here.
 KV_MACRO: Final = (
@@ -122,14 +119,6 @@ class Variant:
                     )
         return None
 
-    def sqls(self) -> list[str]:
-        """Every SQL text of this variant (for linting)."""
-        out = [self.filter] if self.filter else []
-        out += [sql for _, sql in self.exprs]
-        if self.partner is not None:
-            out += [self.partner.where, *(sql for _, sql in self.partner.fields)]
-        return out
-
 
 def _pairs(mapping: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), str(v)) for k, v in (mapping or {}).items())
@@ -208,9 +197,8 @@ def variants(logsource: Mapping[str, str]) -> tuple[Variant, ...] | None:
     category, service = logsource.get("category"), logsource.get("service")
     if product == "" and category and category in table.get("", {}).get("categories", {}):
         return table[""]["categories"][category]
-    if product == "":
-        product = "windows"  # SigmaHQ's rules without a product are Windows rules
-    if product not in table or product == "":
+    product = product or "windows"  # SigmaHQ's rules without a product are Windows rules
+    if product not in table:
         return None
     if category:
         return table[product]["categories"].get(category)

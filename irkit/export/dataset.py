@@ -28,7 +28,7 @@ from typing import Final
 from irkit.errors import CaseError, UsageError
 from irkit.store.case import Case
 from irkit.store.dataset import DATASET_MARKER as MARKER
-from irkit.store.dataset import HOST_KEY_SQL
+from irkit.store.dataset import HOST_KEY_SQL, sql_string
 
 #: Event fields that are also columns of their own (NULL where the event has none).
 FIELD_COLUMNS: Final = (
@@ -90,20 +90,16 @@ def _check_out(out: Path) -> None:
         )
 
 
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _copy(case: Case, select: str, target: Path, partition: str | None, pattern: str) -> None:
     options = "FORMAT PARQUET, COMPRESSION ZSTD"
     target.parent.mkdir(parents=True, exist_ok=True)
     if partition:
         options += f", PARTITION_BY ({partition}), FILENAME_PATTERN '{pattern}-{{i}}'"
-        case.db.execute(f"COPY ({select}) TO {_literal(target)} ({options})")
+        case.db.execute(f"COPY ({select}) TO {sql_string(str(target))} ({options})")
     else:
         target.mkdir(parents=True, exist_ok=True)
         case.db.execute(
-            f"COPY ({select}) TO {_literal(target / (pattern + '.parquet'))} ({options})"
+            f"COPY ({select}) TO {sql_string(str(target / (pattern + '.parquet')))} ({options})"
         )
 
 

@@ -16,7 +16,7 @@ import duckdb
 from irkit.errors import CaseError, QueryError
 from irkit.model import Finding
 from irkit.store.case import Case
-from irkit.store.findings import findings_table
+from irkit.store.findings import finding_links, findings_table
 
 #: The folder ``irkit export`` writes into a dataset (docs/dataset.md).
 DATASET_MARKER: Final = "_irkit"
@@ -61,7 +61,8 @@ def is_dataset(path: Path) -> bool:
     return (path / DATASET_MARKER).is_dir() and (path / "events").is_dir()
 
 
-def _literal(text: str) -> str:
+def sql_string(text: str) -> str:
+    """A SQL string literal for a path or name irkit chose (quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -89,7 +90,7 @@ class Dataset:
                 continue
             self._db.execute(
                 f"CREATE VIEW {name} AS SELECT * FROM read_parquet("
-                f"{_literal(str(root / pattern))}, hive_partitioning = {str(hive).lower()})"
+                f"{sql_string(str(root / pattern))}, hive_partitioning = {str(hive).lower()})"
             )
 
     @property
@@ -100,7 +101,7 @@ class Dataset:
         """Read the events once into a DuckDB file in ``folder`` (a scratch folder the
         caller removes): the many queries of a scan then read one table, not thousands of
         small Parquet files each time. DuckDB spills past its memory limit."""
-        self._db.execute(f"ATTACH {_literal(str(folder / 'scan.duckdb'))} AS scratch")
+        self._db.execute(f"ATTACH {sql_string(str(folder / 'scan.duckdb'))} AS scratch")
         self._db.execute("CREATE TABLE scratch.events AS SELECT * FROM events")
         self._db.execute("DROP VIEW events")
         self._db.execute("CREATE VIEW events AS SELECT * FROM scratch.events")
@@ -147,8 +148,6 @@ def add_findings(root: Path, db: duckdb.DuckDBPyConnection, findings: Sequence[F
     """Write the findings not yet in the dataset (by uid) into ``findings/`` and their events
     into ``finding_events/``, in files named after them (the same findings: the same
     files); return how many were new. ``db`` is the dataset's connection."""
-    import pyarrow as pa
-
     known = {row[0] for row in db.execute("SELECT uid FROM findings").fetchall()}
     new: dict[str, Finding] = {}
     for finding in findings:
@@ -159,13 +158,7 @@ def add_findings(root: Path, db: duckdb.DuckDBPyConnection, findings: Sequence[F
     chosen = [new[uid] for uid in sorted(new)]
     ident = hashlib.sha256("\n".join(sorted(new)).encode()).hexdigest()[:16]
     table = findings_table(chosen, None)
-    pairs = sorted(
-        (f.uid, event)
-        for f in chosen
-        for event in (f.all_event_uids or f.event_uids or (f.event_uid,))
-        if event
-    )
-    links = pa.table({"finding_uid": [p[0] for p in pairs], "event_uid": [p[1] for p in pairs]})
+    links = finding_links(chosen)
     db.register("_irkit_new_findings", table)
     db.register("_irkit_new_links", links)
     db.execute("SET threads = 1")
@@ -179,14 +172,14 @@ def add_findings(root: Path, db: duckdb.DuckDBPyConnection, findings: Sequence[F
                    evidence, record, excerpt, details,
                    {HOST_KEY_SQL} AS host_key
                  FROM _irkit_new_findings ORDER BY host_key, ts, uid)
-            TO {_literal(str(root / "findings"))} (FORMAT PARQUET, COMPRESSION ZSTD,
+            TO {sql_string(str(root / "findings"))} (FORMAT PARQUET, COMPRESSION ZSTD,
             PARTITION_BY (host_key), FILENAME_PATTERN 'part-scan-{ident}-{{i}}',
             OVERWRITE_OR_IGNORE)"""
     )
     target = root / "finding_events" / f"part-scan-{ident}.parquet"
     db.execute(
         f"COPY (SELECT * FROM _irkit_new_links ORDER BY finding_uid, event_uid) "
-        f"TO {_literal(str(target))} (FORMAT PARQUET, COMPRESSION ZSTD)"
+        f"TO {sql_string(str(target))} (FORMAT PARQUET, COMPRESSION ZSTD)"
     )
     db.unregister("_irkit_new_findings")
     db.unregister("_irkit_new_links")

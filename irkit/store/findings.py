@@ -26,20 +26,10 @@ class FindingsStore:
         """Store findings; one already in the case (same uid) is kept as it was."""
         if not findings:
             return 0
-        import pyarrow as pa
 
         before = self.count_findings()
         table = findings_table(findings, run_id)
-        links: dict[str, tuple[str, ...]] = {}
-        for f in findings:  # one finding found twice in a run: its events once
-            links.setdefault(f.uid, f.all_event_uids or f.event_uids or (f.event_uid,))
-        pairs = [(uid, event) for uid, events in links.items() for event in events if event]
-        events = pa.table(
-            {
-                "finding_uid": pa.array([p[0] for p in pairs], pa.string()),
-                "event_uid": pa.array([p[1] for p in pairs], pa.string()),
-            }
-        )
+        events = finding_links(findings)
         self.db.register("_irkit_findings", table)
         self.db.register("_irkit_finding_events", events)
         # The events of a finding already in the case are already there.
@@ -93,3 +83,20 @@ def findings_table(findings: Sequence[Finding], run_id: str | None) -> pa.Table:
     if run_id is not None:
         table = table.append_column("run_id", pa.array([run_id] * len(findings), pa.string()))
     return table
+
+
+def finding_links(findings: Sequence[Finding]) -> pa.Table:
+    """(finding_uid, event_uid) of every event each finding rests on; a finding found
+    twice in a run gives its events once."""
+    import pyarrow as pa
+
+    links: dict[str, tuple[str, ...]] = {}
+    for f in findings:
+        links.setdefault(f.uid, f.all_event_uids or f.event_uids or (f.event_uid,))
+    pairs = [(uid, event) for uid, events in links.items() for event in events if event]
+    return pa.table(
+        {
+            "finding_uid": pa.array([p[0] for p in pairs], pa.string()),
+            "event_uid": pa.array([p[1] for p in pairs], pa.string()),
+        }
+    )
