@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from irkit.cli.common import Debug, errors_handled, safe_text
+from irkit.cli.common import Debug, errors_handled, print_json, safe_text
 
 
 class Format(enum.StrEnum):
@@ -53,7 +52,7 @@ def export(
     if quiet:
         return
     if as_json:
-        print(json.dumps([dataclasses.asdict(d) for d in done]))
+        print_json([dataclasses.asdict(d) for d in done])
         return
     table = Table(title=safe_text(f"dataset {out}"), title_justify="left")
     for name in ("case", "id", "events", "findings", "files", "replaced"):

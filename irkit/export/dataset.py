@@ -92,8 +92,8 @@ def _check_out(out: Path) -> None:
 
 def _copy(case: Case, select: str, target: Path, partition: str | None, pattern: str) -> None:
     options = "FORMAT PARQUET, COMPRESSION ZSTD"
-    target.parent.mkdir(parents=True, exist_ok=True)
     if partition:
+        target.parent.mkdir(parents=True, exist_ok=True)
         options += f", PARTITION_BY ({partition}), FILENAME_PATTERN '{pattern}-{{i}}'"
         case.db.execute(f"COPY ({select}) TO {sql_string(str(target))} ({options})")
     else:
