@@ -28,6 +28,7 @@ from irkit.ingest.worker import ranges_text
 from irkit.model import FileStats, ParseWarning
 from irkit.sources.evtx import DAMAGE
 from irkit.store.case import Case
+from irkit.store.spool import GROUPED, drop_evidence
 
 if TYPE_CHECKING:
     from irkit.collect.evidence import Collection
@@ -66,6 +67,8 @@ class IngestBatch:
         self.rows = 0
         self.flushed = time.monotonic()
         self.slices: dict[str, list[FileStats | None]] = {}
+        #: Shared parts (``GROUPED``) → the files whose rows must leave them.
+        self.dropped: dict[str, set[str]] = {}
         #: Damaged logs of this run read with --recover: sha256 → records recovered.
         self.recovered: dict[str, int] = {}
 
@@ -101,19 +104,26 @@ class IngestBatch:
             for done in results:
                 stats = done.stats
                 if done.of is None:
-                    if stats.status == "unrecognised":
-                        unrecognised[stats.path] = stats.unrecognised
-                    counted = self.add(stats, explicit=done.task.candidate.explicit)
+                    # A group's files share parts: all of them enter the same transaction.
+                    members = done.members or (stats,)
+                    files = done.task.group or (done.task.candidate,)
+                    counted = 0
+                    for member, candidate in zip(members, files, strict=True):
+                        if member.status == "unrecognised":
+                            unrecognised[member.path] = member.unrecognised
+                        counted += self.add(member, explicit=candidate.explicit)
+                        progress.file_done(member)
+                        if member.status == "already" and member.sha256 in damaged:
+                            repairs.setdefault(member.sha256, (candidate, ""))
                     progress.records(counted - done.reported)
-                    progress.file_done(stats)
-                    if stats.status == "already" and stats.sha256 in damaged:
-                        repairs.setdefault(stats.sha256, (done.task.candidate, ""))
+                    self.flush_if_due()
                     continue
                 progress.records(stats.records - done.reported)
                 progress.advance(done.task.nbytes)
                 whole, counted = self.add_slice(done)
                 if whole is None:
                     continue
+                self.flush_if_due()
                 progress.records(counted - whole.records)
                 progress.file_done(whole)
                 if whole.status == "already" and whole.sha256 in damaged:
@@ -125,14 +135,15 @@ class IngestBatch:
             if stats.copy_of in unrecognised:
                 stats.status, stats.unrecognised = "unrecognised", unrecognised[stats.copy_of]
             self.add(stats, explicit=explicit)
-        progress.stage(f"storing the last {len(self.pending):,} files")
-        self.flush()
+        # The last files stay pending: they enter the case in the session that records
+        # the run (``flush(in_session=True)``), or before the recovery pass.
         return [(c, sha, ranges) for sha, (c, ranges) in sorted(repairs.items())]
 
     def recover(self, repairs: list[tuple[Candidate, str, str]], spool: str) -> None:
         """Add to damaged logs in the case the records only python-evtx reads."""
         if not repairs:
             return
+        self.flush()  # the logs of this run first: their record ids are the case's
         self.progress.stage(f"recovering {len(repairs):,} damaged logs with python-evtx")
         with self.case.session():  # the record ids the case holds for each log
             repairs = [
@@ -186,7 +197,12 @@ class IngestBatch:
             return 0
         if stats.status == "already" or (stats.sha256 and stats.sha256 in self.ingested):
             summary.files_already += 1
-            _unlink(stats.spool)
+            for part in stats.spool:
+                if part.endswith(GROUPED):  # shared: only this file's rows leave it
+                    self.dropped.setdefault(part, set()).add(stats.path)
+                else:
+                    Path(part).unlink(missing_ok=True)
+            stats.spool = []
             stats.status = "already"
             return 0
         if stats.status == "failed":
@@ -208,13 +224,17 @@ class IngestBatch:
             summary.files_recovered += 1
         self.pending.append(stats)
         self.rows += stats.records
+        return stats.records
+
+    def flush_if_due(self) -> None:
+        """Ingest what is pending if enough of it waits, or long enough (called between
+        tasks: the files of a group share parts, so they enter the case together)."""
         if (
             self.rows >= self.max_rows
             or len(self.pending) >= self.max_files
             or time.monotonic() - self.flushed >= self.options.flush_seconds
         ):
             self.flush()
-        return stats.records
 
     def add_slice(self, done: Done) -> tuple[FileStats | None, int]:
         """Keep one slice of a big file (its parts stay spooled on disk: memory stays
@@ -230,9 +250,10 @@ class IngestBatch:
         del self.slices[done.of.display]
         return whole, self.add(whole)
 
-    def flush(self) -> None:
-        """Ingest everything pending, in one transaction. A file whose transaction
-        failed (or was interrupted) is not retried: nothing of it is in the case."""
+    def flush(self, *, in_session: bool = False) -> None:
+        """Ingest everything pending, in one transaction (in a session of its own, or in
+        the one open: ``in_session``). A file whose transaction failed (or was
+        interrupted) is not retried: nothing of it is in the case."""
         pending, self.pending, self.rows = self.pending, [], 0
         self.flushed = time.monotonic()
         if not pending:
@@ -240,10 +261,18 @@ class IngestBatch:
         recovered = {
             s.sha256: self.recovered.pop(s.sha256) for s in pending if s.sha256 in self.recovered
         }
-        with self.case.session():
+        self._drop()
+        with contextlib.nullcontext() if in_session else self.case.session():
             self.summary.events_added += self.case.ingest(pending, self.run_id, recovered)
         for stats in pending:
             _unlink(stats.spool)
+
+    def _drop(self) -> None:
+        """Take out of shared parts the rows of files not stored after all (a file whose
+        bytes another file of the run already brought, found only once hashed)."""
+        dropped, self.dropped = self.dropped, {}
+        for part, displays in sorted(dropped.items()):
+            drop_evidence(part, displays)
 
     def stop(
         self,
@@ -264,6 +293,7 @@ class IngestBatch:
             summary.stopped = f"{type(exc).__name__}: {exc}"
         try:
             self.progress.stage("stopping: storing the files finished so far")
+            self._drop()
             with self.case.session():
                 if self.pending:
                     pending, self.pending = self.pending, []

@@ -17,6 +17,12 @@ from irkit.store.spool import DEFAULT_BATCH
 SLICE_THRESHOLD: Final = 48 << 20
 SLICE_CHUNKS: Final = 64
 FLUSH_SECONDS: Final = 3.0
+#: EVTX files smaller than this are parsed in groups, many to a task and one spool part
+#: (a host's ``winevt/Logs`` holds hundreds of small or empty logs)…
+GROUP_FILE_MAX: Final = 8 << 20
+#: …of at most this many bytes (fewer when the run's small files are few, so that every
+#: worker gets several groups).
+GROUP_BYTES: Final = 4 << 20
 #: A file inside an image or archive is copied out (into the case's spool) to be parsed;
 #: one bigger than this is a warning, not copied (a decompression bomb stops here).
 INNER_LIMIT: Final = 4 << 30
@@ -35,6 +41,10 @@ class ParseOptions:
     #: Finished files enter the case at least this often (seconds), so a reader sees
     #: them while a long run goes on, and an interrupted run keeps them.
     flush_seconds: float = FLUSH_SECONDS
+    #: EVTX files smaller than ``group_file_max`` go to the workers in groups of up to
+    #: ``group_bytes``.
+    group_file_max: int = GROUP_FILE_MAX
+    group_bytes: int = GROUP_BYTES
     #: Walk each VSS store of a Windows volume in an image too (``--vss``).
     vss: bool = False
     #: The biggest file copied out of an image or archive to be parsed (bytes).

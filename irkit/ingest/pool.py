@@ -2,14 +2,15 @@
 yielded back to the parent as it finishes.
 
 Biggest files first; a big EVTX file is hashed here once and parsed as slices by all
-workers (``irkit.ingest.slices``); one file alone, or one core, is parsed inline.
+workers (``irkit.ingest.slices``); small EVTX logs go in groups, many to a task; one
+file alone, or one core, is parsed inline.
 This module owns what is run (``run_workers``, ``run_recovery``); the running of it,
 and the replacing of a pool a dying worker broke, is ``irkit.ingest.runner``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 
 from irkit.ingest.discovery import Candidate, sha256_file
 from irkit.ingest.options import ParseOptions
@@ -41,7 +42,12 @@ def run_workers(
         ids = iter(range(1 << 62))
         big_seen: set[str] = set()
         # Biggest files first, so one huge log does not start last and run alone.
-        for candidate in sorted(candidates, key=lambda c: -c.size):
+        ordered = sorted(candidates, key=lambda c: -c.size)
+        grouped = [c for c in ordered if _groupable(c, options) and not slices[c]]
+        in_groups = set(grouped)
+        for candidate in ordered:
+            if candidate in in_groups:
+                continue
             spans = slices[candidate] if workers > 1 else []
             if not spans:
                 runner.submit(Task(next(ids), candidate, known.get(candidate.display, "")))
@@ -63,11 +69,43 @@ def run_workers(
             big_seen.add(sha256)
             for index, span in enumerate(spans):
                 runner.submit(Task(next(ids), candidate, sha256, span, index, len(spans)))
+        for group in _groups(grouped, options, workers):  # after the big files: they last
+            shas = tuple(known.get(c.display, "") for c in group)
+            runner.submit(Task(next(ids), group[0], shas[0], group=group, shas=shas))
         yield from runner.run()
     except BaseException:
         runner.close(abort=True)
         raise
     runner.close()
+
+
+def _groupable(candidate: Candidate, options: ParseOptions) -> bool:
+    """A small EVTX log on disk: parsed in a group with others."""
+    return (
+        candidate.kind == "evtx" and not candidate.inner and candidate.size < options.group_file_max
+    )
+
+
+def _groups(
+    candidates: Sequence[Candidate], options: ParseOptions, workers: int
+) -> list[tuple[Candidate, ...]]:
+    """Small logs (biggest first) cut into groups of up to ``options.group_bytes``, and
+    into at least four groups a worker when there are enough of them: the work stays
+    shared to its end."""
+    total = sum(c.size for c in candidates)
+    limit = max(min(options.group_bytes, total // (4 * workers)), 1)
+    groups: list[tuple[Candidate, ...]] = []
+    current: list[Candidate] = []
+    size = 0
+    for candidate in candidates:
+        if current and size + candidate.size > limit:
+            groups.append(tuple(current))
+            current, size = [], 0
+        current.append(candidate)
+        size += candidate.size
+    if current:
+        groups.append(tuple(current))
+    return groups
 
 
 def run_recovery(

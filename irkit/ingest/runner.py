@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import itertools
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final
@@ -30,6 +31,7 @@ from irkit.ingest.worker import (
     ensure_server,
     init_worker,
     parse_file,
+    parse_group,
     safe_path,
     worker_context,
 )
@@ -63,7 +65,9 @@ class Runner:
         self.progress = progress
         self.workers = workers
         self.inline: list[Task] = []
-        self.futures: dict[cf.Future[FileStats], Task] = {}
+        self.futures: dict[cf.Future[Any], Task] = {}
+        #: Ids of the tasks a group is split into, to find which file killed its worker.
+        self._ids = itertools.count(1 << 62)
         #: Tasks not handed to a pool yet (it broke while they were submitted).
         self.waiting: list[Task] = []
         #: Records each running task reported; tasks a worker said it started.
@@ -102,7 +106,17 @@ class Runner:
             initargs=(self.queue,),
         )
 
-    def _start(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future[FileStats]:
+    def _start(self, pool: cf.ProcessPoolExecutor, task: Task) -> cf.Future[Any]:
+        if task.group:
+            return pool.submit(
+                parse_group,
+                task.group,
+                self.spool,
+                self.already,
+                self.options,
+                task.shas,
+                task=task.id,
+            )
         return pool.submit(
             parse_file,
             task.candidate,
@@ -153,8 +167,10 @@ class Runner:
                     finished += more
             yield from finished
             if others is not None:
-                for task in suspects:
-                    yield self._alone(task)
+                for suspect in suspects:
+                    # A group's files run alone one by one: one of them killed the worker.
+                    for task in self._split(suspect):
+                        yield self._alone(task)
                 with interrupts_held():
                     self._restart(others)
         with interrupts_held():
@@ -166,6 +182,16 @@ class Runner:
                 hint=_HINT,
             )
 
+    def _split(self, task: Task) -> list[Task]:
+        """A group as one task per file; any other task as itself."""
+        if not task.group:
+            return [task]
+        shas = task.shas or ("",) * len(task.group)
+        return [
+            Task(next(self._ids), candidate, sha)
+            for candidate, sha in zip(task.group, shas, strict=True)
+        ]
+
     def _run_inline(self) -> Iterator[Done]:
         tasks, self.inline = self.inline, []
         for task in tasks:
@@ -175,6 +201,12 @@ class Runner:
                 shown[0] += count
                 self.progress.records(count)
 
+            if task.group:
+                members = parse_group(
+                    task.group, self.spool, self.already, self.options, task.shas, report
+                )
+                yield _done(task, members, shown[0])
+                continue
             stats = parse_file(
                 task.candidate,
                 self.spool,
@@ -212,8 +244,17 @@ class Runner:
                 raise KeyboardInterrupt
             self.started.discard(task.id)
             self.completed += 1
+            reported = self.reported.pop(task.id, 0)
+            if task.group:
+                members = (
+                    future.result()
+                    if error is None
+                    else [died(candidate, error) for candidate in task.group]
+                )
+                finished.append(_done(task, members, reported))
+                continue
             stats = future.result() if error is None else died(task.candidate, error)
-            finished.append(Done(task, stats, self.reported.pop(task.id, 0)))
+            finished.append(Done(task, stats, reported))
         return finished, broken
 
     def _break(self, broken: list[Task]) -> tuple[list[Done], list[Task], list[Task]]:
@@ -315,6 +356,11 @@ class Runner:
             if self._env is not None:
                 self._env.__exit__(None, None, None)
                 self._env = None
+
+
+def _done(task: Task, members: list[FileStats], reported: int) -> Done:
+    """A finished group: its files' stats."""
+    return Done(task, members[0], reported, tuple(members))
 
 
 def _shutdown(pool: cf.ProcessPoolExecutor) -> None:

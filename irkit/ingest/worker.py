@@ -1,5 +1,6 @@
-"""The worker side of a parse run: one file (or one slice of a big log) hashed and parsed
-into spool parts, and the worker processes that do it.
+"""The worker side of a parse run: one file (or one slice of a big log, or a group of
+small logs: ``parse_group``) hashed and parsed into spool parts, and the worker processes
+that do it.
 
 Workers fork from a server that has imported ``WORKER_PRELOAD`` once (spawn on macOS);
 each tells the parent through a queue which task it starts, and its progress every
@@ -40,7 +41,7 @@ from irkit.model import FileStats, ParseWarning
 from irkit.sources import by_name
 from irkit.sources.base import ParseContext
 from irkit.sources.evtx.chunks import FILE_HEADER_SIZE
-from irkit.store.spool import SpoolWriter, park
+from irkit.store.spool import GroupWriter, SpoolWriter, park
 
 #: Imported once by the fork server, so each worker starts with the parsers loaded: the
 #: module the workers run (``parse_file``, ``init_worker``) and the parsers' own.
@@ -100,6 +101,80 @@ class _CountingSink(SpoolWriter):
         self.close()
 
 
+class _CountingGroup(GroupWriter):
+    """A group writer that also reports progress every few thousand records."""
+
+    def __init__(self, directory: Path, stem: str, batch: int, report: Callable[[int], None]):
+        super().__init__(directory, stem, batch)
+        self._report = report
+        self._unreported = 0
+
+    def _count(self, count: int) -> None:
+        self._unreported += count
+        if self._unreported >= PROGRESS_EVERY:
+            self._report(self._unreported)
+            self._unreported = 0
+
+    def add(self, row: Any) -> None:
+        super().add(row)
+        self._count(1)
+
+    def grown(self, count: int) -> None:
+        super().grown(count)
+        self._count(count)
+
+
+def _reporter(task: int, report: Callable[[int], None] | None) -> Callable[[int], None]:
+    """Where progress goes: ``report``, else (in a worker process) the progress queue,
+    told first that ``task`` starts (if this process dies now, this task killed it)."""
+    if report is not None:
+        return report
+    queue = _PROGRESS_QUEUE
+    if queue is None:
+        return _no_report
+    queue.put((task, 0))
+    return lambda n: queue.put((task, n))
+
+
+def parse_group(
+    candidates: Sequence[Candidate],
+    spool_dir: str,
+    already: frozenset[str],
+    options: ParseOptions,
+    shas: Sequence[str] = (),
+    report: Callable[[int], None] | None = None,
+    *,
+    task: int = -1,
+) -> list[FileStats]:
+    """Hash and parse a group of small EVTX logs into shared spool parts (one, unless
+    they hold more than a batch of rows): the per-file cost of many small logs (a task,
+    an Arrow table and a part each) paid once. Returns each file's stats, in order; a
+    file's ``spool`` names the part that holds its rows. Never raises for bad evidence."""
+    report = _reporter(task, report)
+    stem = f"group-{uuid.uuid4().hex[:16]}"
+    sink = _CountingGroup(Path(spool_dir), stem, options.batch, report)
+    out: list[tuple[FileStats, int]] = []
+    for number, candidate in enumerate(candidates):
+        started = time.perf_counter()
+        stats = FileStats(path=candidate.display, kind=candidate.kind)
+        sha256 = shas[number] if number < len(shas) else ""
+        try:
+            where = _parse(
+                candidate, stats, spool_dir, already, options, report, False, None, sha256, "", sink
+            )
+        except (IrkitError, OSError) as exc:
+            sink.abandon()
+            where, stats.status, stats.records = -1, "failed", 0
+            stats.warnings.append(ParseWarning(candidate.display, "unreadable", str(exc)))
+        stats.seconds = time.perf_counter() - started
+        out.append((stats, where))
+    sink.close()
+    for stats, where in out:
+        if where >= 0 and stats.records:
+            stats.spool = [sink.parts[where]]
+    return [stats for stats, _ in out]
+
+
 def parse_file(
     candidate: Candidate,
     spool_dir: str,
@@ -123,13 +198,7 @@ def parse_file(
     started = time.perf_counter()
     stats = FileStats(path=candidate.display, kind=candidate.kind)
     parked = report is None and _PROGRESS_QUEUE is not None  # in a worker process
-    if report is None:
-        queue = _PROGRESS_QUEUE
-        if queue is not None:
-            queue.put((task, 0))  # started: if this process dies now, this task killed it
-            report = lambda n: queue.put((task, n))  # noqa: E731
-        else:
-            report = _no_report
+    report = _reporter(task, report)
     scratch: Path | None = None
     try:
         if candidate.inner:  # a file inside an image: parsed from a copy in the spool
@@ -156,8 +225,12 @@ def _parse(
     span: tuple[int, int] | None,
     sha256: str,
     recover: str,
-) -> None:
-    """``parse_file``'s work on a file on disk: hash, parse, spool; stats filled in."""
+    group: GroupWriter | None = None,
+) -> int:
+    """``parse_file``'s work on a file on disk: hash, parse, spool; stats filled in.
+
+    With ``group``, the rows go there (after the rows of the group's files before it);
+    returns the index of the group's part that will hold them (-1: none, or no group)."""
     try:
         if sha256:
             stats.sha256, stats.size = sha256, candidate.size
@@ -168,21 +241,27 @@ def _parse(
         stats.warnings.append(
             ParseWarning(candidate.display, "vanished", "file disappeared mid-run")
         )
-        return
+        return -1
     except OSError as exc:
         stats.status = "failed"
         stats.warnings.append(
             ParseWarning(candidate.display, "unreadable", exc.strerror or str(exc))
         )
-        return
+        return -1
     if stats.sha256 in already and not recover:
         stats.status = "already"
-        return
+        return -1
     stem = f"{stats.sha256[:16]}-{uuid.uuid4().hex[:12]}"
     source = "file" if candidate.kind == IMAGE else candidate.kind  # an image's listing
     constants = (source, candidate.display, stats.sha256)
-    sink = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
-    sink.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
+    sink: SpoolWriter
+    single: _CountingSink | None = None
+    if group is not None:
+        group.begin(constants)
+        sink = group
+    else:
+        sink = single = _CountingSink(Path(spool_dir), stem, options.batch, report, constants)
+        single.to_disk = span is not None  # a slice's rows wait for its siblings: not in memory
     opts = {"evtx_engine": options.evtx_engine, "recover": "1" if options.recover else ""}
     opts.update(options.plaso)
     if span is not None:
@@ -206,29 +285,38 @@ def _parse(
             list_image(ctx, sink, options.vss)
         else:
             by_name(candidate.kind).parse(ctx, sink)
-        sink.finish()
+        if single is not None:
+            single.finish()
     except Exception as exc:  # one bad file must never end the run
-        sink.discard()
+        if group is not None:
+            group.abandon()
+        else:
+            sink.discard()
         stats.status = "failed"
         stats.records = 0
         kind = "vanished" if isinstance(exc, FileNotFoundError) else "parser-error"
         stats.warnings.append(ParseWarning(candidate.display, kind, f"{type(exc).__name__}: {exc}"))
+        return -1
+    where = -1
+    if group is not None:
+        where = group.end()
     else:
         stats.spool = sink.parts
         stats.tables = sink.tables
         if stats.tables and parked:  # a few bytes back to the parent, not the rows
             stats.spool = [park(stats.tables, Path(spool_dir), stem)]
             stats.tables = []
-        if (
-            stats.records == 0
-            and stats.status == "ok"
-            and candidate.kind == "evtx"  # a text log may hold only timeless lines
-            and candidate.size > FILE_HEADER_SIZE
-            and not span
-            and not recover
-        ):
-            stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
-            stats.status = "partial"
+    if (
+        stats.records == 0
+        and stats.status == "ok"
+        and candidate.kind == "evtx"  # a text log may hold only timeless lines
+        and candidate.size > FILE_HEADER_SIZE
+        and not span
+        and not recover
+    ):
+        stats.warnings.append(ParseWarning(candidate.display, "no-records", "no records found"))
+        stats.status = "partial"
+    return where
 
 
 def _no_report(count: int) -> None:

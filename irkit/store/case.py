@@ -180,20 +180,24 @@ class Case(EvidenceRegistry, FindingsStore, RunLog):
         else:
             if lock is None:
                 self._own_lock = lock = WriteLock(root)
+            created = False
             try:
                 if not store.exists():  # the write lock held: no other writer makes it
                     _create_store(store)
+                    created = True
                 self.db = _connect(store, read_only=False)
             except BaseException:
                 self._release_lock()
                 raise
         self._settings()
         if not read_only:
-            for statement in DDL:
-                self.db.execute(statement)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            if not created:  # a store made just now has every table already
+                for statement in DDL:
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
             self.events_dir.mkdir(exist_ok=True)
             self._clean_incomplete()
         self._refresh_view()

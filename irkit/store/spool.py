@@ -23,6 +23,9 @@ DEFAULT_BATCH: Final = 10_000
 #: few bytes travel back to the parent (a worker killed while sending a big result would
 #: leave the process pool waiting for the rest of it forever).
 PARKED: Final = "-small.arrow"
+#: A part holding the rows of several small files of one worker task, one file after
+#: another (``GroupWriter``): the store registers it once per file, with that file's rows.
+GROUPED: Final = "-group.parquet"
 
 
 def park(tables: list[Any], directory: Path, stem: str) -> str:
@@ -98,19 +101,21 @@ def build_table(
 
 def build_table_columns(
     columns: tuple[list[Any], ...],
-    source: str,
+    source: str | list[str],
     evidence: str | list[str],
     sha256: str | list[str],
+    uids: list[str] | None = None,
 ) -> Any:
-    """:func:`build_table` from the rows' columns (one list per name of ``ROW_COLUMNS``)."""
+    """:func:`build_table` from the rows' columns (one list per name of ``ROW_COLUMNS``);
+    ``uids``, when given, are the rows' uids already made."""
     import pyarrow as pa
 
     by_name = dict(zip(ROW_COLUMNS, columns, strict=True))
     count = len(columns[0])
     shas = [sha256] * count if isinstance(sha256, str) else sha256
-    if speedups is not None and isinstance(sha256, str):
+    if uids is None and speedups is not None and isinstance(sha256, str):
         uids = speedups.uids(sha256, by_name["record"], by_name["ts_desc"])
-    else:
+    elif uids is None:
         uids = [
             uid(sha, record, desc)
             for sha, record, desc in zip(shas, by_name["record"], by_name["ts_desc"], strict=True)
@@ -120,7 +125,7 @@ def build_table_columns(
         "ts": to_timestamps(by_name["ts"]),
         # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
         "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
-        "source": pa.nulls(count, pa.string()).fill_null(source),
+        "source": _constant(source, count),
         "evidence": _constant(evidence, count),
         "evidence_sha256": _constant(sha256, count),
     }
@@ -210,6 +215,108 @@ class SpoolWriter:
         self.parts = []
         self.columns = _no_rows()
         self.tables = []
+
+
+class GroupWriter(SpoolWriter):
+    """The rows of several small files, one file after another, written as shared parts
+    (``GROUPED``): one Parquet part for many small logs, in place of a part (or a parked
+    table) each. A part is cut only between files, when it holds ``batch`` rows or more,
+    so each file's rows are in one part; a file that fails takes its rows back out."""
+
+    def __init__(self, directory: Path, stem: str, batch: int = DEFAULT_BATCH) -> None:
+        super().__init__(directory, stem, batch)
+        #: The pending rows' files, in order: (rows, source, evidence, sha256).
+        self.segments: list[tuple[int, str, str, str]] = []
+        self.start = 0
+
+    def begin(self, constants: tuple[str, str, str]) -> None:
+        """The rows that follow are one file's (source, evidence, its sha256)."""
+        self.constants = constants
+        self.start = self.pending
+
+    def end(self) -> int:
+        """The file's rows are all in; returns the index in ``parts`` of the part that
+        will hold them."""
+        self.segments.append((self.pending - self.start, *self.constants))
+        index = len(self.parts)
+        if self.pending >= self.batch:
+            self.flush()
+        self.start = self.pending  # nothing of this file is taken back after this
+        return index
+
+    def abandon(self) -> None:
+        """Take the current file's rows back out (it failed)."""
+        for column in self.columns:
+            del column[self.start :]
+
+    def add(self, row: Row) -> None:
+        """Take one row (a part is cut only between files)."""
+        for column, value in zip(self.columns, row, strict=True):
+            column.append(value)
+
+    def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
+        """The pending columns, and room for a batch more (a file is never cut)."""
+        return self.columns, self.batch
+
+    def grown(self, count: int) -> None:
+        """Rows appended to the open columns (a part is cut only between files)."""
+
+    def _table(self) -> Any:
+        by_name = dict(zip(ROW_COLUMNS, self.columns, strict=True))
+        records, descs = by_name["record"], by_name["ts_desc"]
+        uids: list[str] = []
+        sources: list[str] = []
+        evidence: list[str] = []
+        shas: list[str] = []
+        at = 0
+        for rows, source, display, sha in self.segments:
+            mine, kinds = records[at : at + rows], descs[at : at + rows]
+            if speedups is not None:
+                uids += speedups.uids(sha, mine, kinds)
+            else:
+                uids += [uid(sha, r, d) for r, d in zip(mine, kinds, strict=True)]
+            sources += [source] * rows
+            evidence += [display] * rows
+            shas += [sha] * rows
+            at += rows
+        return build_table_columns(self.columns, sources, evidence, shas, uids)
+
+    def flush(self) -> None:
+        """Write the pending files' rows as one shared part."""
+        if not self.pending:
+            self.segments = []
+            return
+        import pyarrow.parquet as pq
+
+        table = self._table()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{self.stem}-{len(self.parts):05d}{GROUPED}"
+        pq.write_table(table, path, compression="snappy")
+        self.parts.append(str(path))
+        self.total += self.pending
+        self.columns = _no_rows()
+        self.segments = []
+
+    def close(self) -> None:
+        """Write the last part."""
+        self.flush()
+
+
+def drop_evidence(part: str, displays: set[str]) -> bool:
+    """Take the rows of the files ``displays`` out of a shared part; returns whether
+    rows are left (the part is removed when none are)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part)
+    keep = pc.invert(pc.is_in(table["evidence"], value_set=pa.array(sorted(displays))))
+    table = table.filter(keep)
+    if not table.num_rows:
+        Path(part).unlink(missing_ok=True)
+        return False
+    pq.write_table(table, part, compression="snappy")
+    return True
 
 
 def slices_sharing_ids(ranges_by_slice: list[list[tuple[int, int]]]) -> set[int]:

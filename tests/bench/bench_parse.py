@@ -18,7 +18,9 @@ Rows:
 3. ``irkit parse --evtx-engine python-evtx`` on the same files; and, for scale, the
    python-evtx library itself (``record.xml()``) on a small subset against the ceiling;
 4. plaso (``log2timeline`` + ``psort -o json_line``) on a subset folder, irkit on the same;
-5. a big tiled EVTX file (tests/bench/tile_evtx.py): the ceiling and ``irkit parse``.
+5. a big tiled EVTX file (tests/bench/tile_evtx.py): the ceiling and ``irkit parse``;
+6. a host-shaped ``winevt/Logs`` folder (tests/bench/hostlogs.py: ~400 logs, most of them
+   small, Security ~100 MiB, Sysmon 64 MiB): the ceiling and ``irkit parse`` of the folder.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import hostlogs  # the sibling modules: this script runs with tests/bench on sys.path
 import psutil
-import tile_evtx  # the sibling module: this script runs with tests/bench on sys.path
+import tile_evtx
 
 EVTX_DIRS: Final = ("EVTX-ATTACK-SAMPLES", "omerbenamram-evtx", "python-evtx", "plaso-evtx")
 PLASO_DIRS: Final = ("python-evtx", "plaso-evtx")
@@ -298,6 +301,20 @@ class Bench:
         self.notes: dict[str, Any] = {}
         self.env = {**os.environ, "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
         self.env.pop("IRKIT_DEBUG", None)
+        if self.env.pop("PYTHONDONTWRITEBYTECODE", None):
+            # An installed irkit has its bytecode compiled (pip does it); a checkout run
+            # with PYTHONDONTWRITEBYTECODE would compile every module in every run
+            # (~0.1 s). Compiled once here, into the temporary folder, not the tree.
+            self.env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+            import irkit
+
+            trees = [str(Path(irkit.__file__).parent)]
+            if args.baseline is not None:
+                trees.append(str(args.baseline / "irkit"))
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", *trees], env=self.env, check=False
+            )
+            self.notes["bytecode"] = "compiled once into PYTHONPYCACHEPREFIX"
 
     def row(self, key: str, label: str, files: Sequence[Path], command: list[str]) -> Row:
         """Register a row (once) for ``files``."""
@@ -346,17 +363,36 @@ class Bench:
     def irkit(
         self, key: str, label: str, files: Sequence[Path], inputs: Sequence[Path], *extra: str
     ) -> Sample:
-        """One repeat of ``irkit parse`` (fresh case) over ``inputs`` (files or folders)."""
+        """One repeat of ``irkit parse`` (fresh case) over ``inputs`` (files or folders);
+        with ``--baseline``, one of the baseline irkit too, right after (row ``key-baseline``)."""
+        sample = self._irkit(key, label, files, inputs, extra)
+        if self.args.baseline is not None:
+            self._irkit(f"{key}-baseline", f"{label} (baseline)", files, inputs, extra, True)
+        return sample
+
+    def _irkit(
+        self,
+        key: str,
+        label: str,
+        files: Sequence[Path],
+        inputs: Sequence[Path],
+        extra: Sequence[str],
+        baseline: bool = False,
+    ) -> Sample:
         workdir = self._workdir(key)
         case = workdir / "case"
         cmd = [sys.executable, "-m", "irkit", "parse", *map(str, inputs)]
         cmd += ["--case", str(case), "--json", "--quiet", *extra]
         shown = [*cmd[:4], f"<{len(inputs)} inputs>", *cmd[4 + len(inputs) :]]
         row = self.row(key, label, files, shown)
+        env = self.env
+        if baseline:  # the other irkit first on the path: it is the one imported
+            env = {**self.env, "PYTHONPATH": str(self.args.baseline)}
         before = source_digest()
-        sample = measure(cmd, workdir, self.env)
+        sample = measure(cmd, workdir, env)
         after = source_digest()
-        sample.extra["irkit_source_sha256"] = after if after == before else f"{before}->{after}"
+        if not baseline:
+            sample.extra["irkit_source_sha256"] = after if after == before else f"{before}->{after}"
         summary = json.loads(sample.extra.pop("stdout"))
         sample.records = summary["records"]
         sample.inner_seconds = summary["seconds"]
@@ -607,6 +643,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "5b. python-evtx library xml(), the big file's chunks once",
                         [once],
                     )
+        if "hostlogs" in args.only:
+            logs = tmp / "winevt" / "Logs"
+            started = time.perf_counter()
+            host = hostlogs.build(logs, [corpus])
+            bench.notes["hostlogs"] = dataclasses.asdict(host) | {
+                "seconds": round(time.perf_counter() - started, 2)
+            }
+            bench.log(f"host-shaped Logs: {host.files} logs, {host.bytes >> 20} MiB")
+            host_files = sorted(logs.iterdir())
+            for _ in range(repeat):
+                bench.ceiling("ceiling-hostlogs", "6. ceiling, host-shaped Logs", host_files)
+                label = "6. irkit parse, host-shaped Logs"
+                bench.irkit("irkit-hostlogs", label, host_files, [logs])
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
@@ -629,6 +678,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "irkit/ceiling corpus": ratio(rows.get("irkit-corpus"), rows.get("ceiling-corpus")),
         "irkit/ceiling big": ratio(rows.get("irkit-big"), rows.get("ceiling-big")),
         "irkit/ceiling S2": ratio(rows.get("irkit-subset"), rows.get("ceiling-subset")),
+        "irkit/ceiling host-shaped Logs": ratio(
+            rows.get("irkit-hostlogs"), rows.get("ceiling-hostlogs")
+        ),
+        "baseline/ceiling corpus": ratio(
+            rows.get("irkit-corpus-baseline"), rows.get("ceiling-corpus")
+        ),
+        "baseline/ceiling big": ratio(rows.get("irkit-big-baseline"), rows.get("ceiling-big")),
+        "baseline/ceiling host-shaped Logs": ratio(
+            rows.get("irkit-hostlogs-baseline"), rows.get("ceiling-hostlogs")
+        ),
         "irkit/irkit-python-evtx corpus": ratio(
             rows.get("irkit-corpus"), rows.get("irkit-pyevtx-corpus")
         ),
@@ -680,10 +739,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["corpus", "python-evtx", "plaso", "big"],
-        choices=["corpus", "python-evtx", "plaso", "big"],
+        default=["corpus", "python-evtx", "plaso", "big", "hostlogs"],
+        choices=["corpus", "python-evtx", "plaso", "big", "hostlogs"],
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a folder holding another irkit (git archive REV irkit artifacts, and its built "
+        "_evtxflat*.so): each irkit row is run with it too, as a row of its own",
+    )
     parser.add_argument("--child-ceiling", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-python-evtx", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
