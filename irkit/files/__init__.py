@@ -8,6 +8,7 @@
 - ``hashing``: the walked files hashed (md5, sha1, sha256 in one read, a thread per core),
   hash IOC matches made findings;
 - ``events``: a walked entry as flat fields, file-time events and a digest-list line;
+- ``eventcolumns``: many entries' file events as Arrow columns, for the case;
 - ``hashrun``: the results sent to a digest list, a bodyfile and the case;
 - ``ioc``: hash IOC lists (signature-base, ``sha256sum`` files, CSV);
 - ``vfs``: disk images and archives as trees of files, through dfVFS (recognised, walked,

@@ -32,6 +32,10 @@ TIMES: Final = (
 def entry_fields(entry: FileEntry) -> dict[str, str]:
     """A file's metadata and digests as the flat text fields every file event carries."""
     info = entry.info
+    # A file's times are often equal (never touched since written): format each once.
+    mtime = iso_ns(info.st_mtime_ns)
+    atime = mtime if info.st_atime_ns == info.st_mtime_ns else iso_ns(info.st_atime_ns)
+    ctime = mtime if info.st_ctime_ns == info.st_mtime_ns else iso_ns(info.st_ctime_ns)
     fields = {
         "path": entry.path,
         "size": str(info.st_size),
@@ -43,9 +47,9 @@ def entry_fields(entry: FileEntry) -> dict[str, str]:
         "md5": entry.digests.get("md5", ""),
         "sha1": entry.digests.get("sha1", ""),
         "sha256": entry.digests.get("sha256", ""),
-        "mtime": iso_ns(info.st_mtime_ns),
-        "atime": iso_ns(info.st_atime_ns),
-        "ctime": iso_ns(info.st_ctime_ns),
+        "mtime": mtime,
+        "atime": atime,
+        "ctime": ctime,
         "btime": entry.btime,
         "hash_status": entry.status,
     }

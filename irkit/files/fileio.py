@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
+import struct
 import sys
 import threading
 import time
@@ -44,7 +46,13 @@ NOATIME: Final = getattr(os, "O_NOATIME", 0)
 def iso_ns(ns: int) -> str:
     """Nanoseconds since the epoch as ISO 8601 UTC with microseconds."""
     seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}+00:00"
+    return _iso_second(seconds) + f".{rest // 1000:06d}+00:00"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _iso_second(seconds: int) -> str:
+    # Files of one tree share few distinct seconds: strftime was 2 µs a time, 4 a file.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def mount_types(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, str]:
@@ -119,20 +127,30 @@ def birth_time(info: os.stat_result, path: str | None = None) -> str:
     ``stat`` gives it on macOS, the BSDs and Windows; on Linux, Python 3.11's ``stat``
     does not, so ``statx(2)`` is asked for it by ``path`` (ext4, XFS, Btrfs, tmpfs keep it).
     """
+    born = birth_ns(info, path)
+    return iso_ns(born) if born else ""
+
+
+def birth_ns(info: os.stat_result, path: str | None = None) -> int | None:
+    """:func:`birth_time` in nanoseconds since the epoch; None or 0 where nothing says."""
     born = getattr(info, "st_birthtime_ns", None)
     if born is None and (seconds := getattr(info, "st_birthtime", None)) is not None:
         born = int(seconds * 1_000_000_000)
     if born is None and path is not None:
         born = _statx_birth_ns(path)
-    return iso_ns(born) if born else ""
+    return born
 
 
 _STATX_BTIME: Final = 0x800
 _AT_SYMLINK_NOFOLLOW: Final = 0x100
 _AT_STATX_DONT_SYNC: Final = 0x4000  # never wait on a network file system for it
+_STATX_FLAGS: Final = _AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC
 _STATX_SIZE: Final = 256
 _STATX_BTIME_OFFSET: Final = 80  # struct statx: stx_btime {s64 tv_sec; u32 tv_nsec; ...}
 _statx_call: Any = None
+_STATX_BUFFERS = threading.local()
+_MASK: Final = struct.Struct("<I")  # struct statx: u32 stx_mask first
+_BTIME: Final = struct.Struct("<qI")
 
 
 def _statx_birth_ns(path: str) -> int | None:
@@ -144,24 +162,25 @@ def _statx_birth_ns(path: str) -> int | None:
             import ctypes
 
             try:
-                call = ctypes.CDLL(None, use_errno=True).statx
+                call = ctypes.CDLL(None).statx
             except (AttributeError, OSError):
                 return None
-            call.argtypes = (
-                ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_char_p,
-            )  # fmt: skip
+            # No argtypes: ctypes then passes the ints as C ints and the bytes and the
+            # buffer as pointers, as statx wants, a third faster than converting them.
             call.restype = ctypes.c_int
             _statx_call = call
     if not _statx_call:
         return None
-    buffer = bytes(_STATX_SIZE)
-    flags = _AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC
-    if _statx_call(-100, os.fsencode(path), flags, _STATX_BTIME, buffer) != 0:  # AT_FDCWD
+    # One buffer a thread (threads hash and date files at once), not one a call.
+    buffer = getattr(_STATX_BUFFERS, "buffer", None)
+    if buffer is None:
+        import ctypes
+
+        buffer = _STATX_BUFFERS.buffer = ctypes.create_string_buffer(_STATX_SIZE)
+    name = path.encode("utf-8", "surrogateescape")  # os.fsencode on Linux, inlined
+    if _statx_call(-100, name, _STATX_FLAGS, _STATX_BTIME, buffer) != 0:  # AT_FDCWD
         return None
-    mask = int.from_bytes(buffer[0:4], "little")
-    if not mask & _STATX_BTIME:
+    if not _MASK.unpack_from(buffer)[0] & _STATX_BTIME:
         return None
-    at = _STATX_BTIME_OFFSET
-    seconds = int.from_bytes(buffer[at : at + 8], "little", signed=True)
-    nanos = int.from_bytes(buffer[at + 8 : at + 12], "little")
+    seconds, nanos = _BTIME.unpack_from(buffer, _STATX_BTIME_OFFSET)
     return seconds * 1_000_000_000 + nanos if seconds or nanos else None

@@ -138,12 +138,17 @@ def hash_paths(
                     sha = options.known.get(os.path.normpath(entry.path)) if options.known else None
                     if sha:
                         entry.status, entry.digests = "parsed", {"sha256": sha}
+                    elif not algorithms:  # --algorithms none: times and metadata only
+                        entry.status = "not-hashed"
                     elif limit is not None and entry.size > limit:
                         entry.status = "too-big"
                         entry.note = f"larger than --max-size ({limit} bytes): not hashed"
                         walker.note(entry.path, "too-big", entry.note)
                     else:
                         future = pool.submit(hash_file, entry, algorithms, options.follow_symlinks)
+                if future is None and not pending:  # nothing ahead of it: report it now
+                    report(entry)
+                    continue
                 pending.append((entry, future))
                 while len(pending) > WINDOW:
                     done, job = pending.popleft()
@@ -159,6 +164,7 @@ def ioc_finding(
     entry: FileEntry, digest: str, kind: str, description: str, list_name: str, line: int
 ) -> Finding:
     """A hash IOC match: a high-severity finding resting on the file's modified event."""
+    from irkit.files.eventcolumns import utf8_text
     from irkit.store.spool import uid
 
     sha = entry.digests.get("sha256", "")
@@ -169,7 +175,7 @@ def ioc_finding(
         rule=f"hash-ioc:{kind}:{digest}",
         title=f"Known-bad file hash ({kind.upper()})",
         description=description or "listed in a hash IOC list",
-        event_uid=uid(sha, entry.path, "File Modified"),
+        event_uid=uid(sha, utf8_text(entry.path), "File Modified"),
         source="file",
         host="",
         evidence=entry.path,

@@ -2,8 +2,9 @@
 
 ``irkit.files.walk`` and ``irkit.files.hashing`` walk and hash, ``irkit.files.events`` makes
 the entries fields and events; this module decides where the results go. The case is opened
-on a background thread while the files are hashed (the main thread is idle then), and file
-events are spooled as small Parquet parts during the walk.
+on a background thread while the files are hashed (the main thread is idle then); file
+events are built as Arrow columns (``irkit.files.eventcolumns``) and written as Parquet
+parts on another thread during the walk, then moved into the case in one transaction.
 
 The roots are walked by their absolute paths (``os.path.abspath``: links not resolved), so
 the case, which outlives the shell's current folder, names every file wherever it is read
@@ -14,14 +15,16 @@ were typed: ``sha256sum -c`` run from the same folder checks the list.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from irkit.errors import CaseError
-from irkit.files.events import digest_line, entry_fields, entry_rows
+from irkit.files.events import digest_line, entry_fields
 from irkit.files.hashing import hash_paths
 from irkit.files.options import HashOptions, HashSummary
 from irkit.files.walk import FileEntry
@@ -29,11 +32,15 @@ from irkit.model import ParseWarning
 
 if TYPE_CHECKING:
     from irkit.files.ioc import IocSet
-    from irkit.sources.base import Row
 
 
-#: File events per Parquet part: small, so parts are written while the threads hash.
-SPOOL_BATCH: Final = 4_000
+#: File events per Parquet part, written on a thread of their own while the walk goes on
+#: (two parts at most wait in memory).
+SPOOL_BATCH: Final = 100_000
+#: While files are being read, events come slowly: a part at least every second (of
+#: this many events or more), so that little is left to write when the hashing ends.
+FLUSH_SECONDS: Final = 1.0
+FLUSH_EVENTS: Final = 1_000
 
 
 class _CaseOpener:
@@ -65,41 +72,55 @@ class _CaseOpener:
 
 
 class _EventSpool:
-    """File events as Parquet parts of ``batch`` rows; each file is its own evidence."""
+    """File events as Arrow columns, written as Parquet parts of ``batch`` events on a
+    thread of their own (``irkit.store.filewrite``); each file is its own evidence."""
 
-    def __init__(self, directory: Path, stem: str, batch: int = 10_000) -> None:
+    def __init__(self, directory: Path, stem: str, batch: int = SPOOL_BATCH) -> None:
+        from irkit.files.eventcolumns import FileEventColumns
+
+        self.batch = batch
+        self.columns = FileEventColumns()
         self.directory = directory
         self.stem = stem
-        self.batch = batch
-        self.rows: list[Row] = []
-        self.evidence: list[str] = []
-        self.shas: list[str] = []
-        self.parts: list[Path] = []
+        self.writer: Any = None
         self.total = 0
+        self.flushed = time.monotonic()
 
     def add(self, entry: FileEntry) -> None:
-        rows = entry_rows(entry)
-        sha = entry.digests.get("sha256", "")
-        self.rows += rows
-        self.evidence += [entry.path] * len(rows)
-        self.shas += [sha] * len(rows)
-        if len(self.rows) >= self.batch:
+        self.total += self.columns.add(entry)
+        events = self.columns.events
+        if events >= self.batch or (
+            events >= FLUSH_EVENTS and time.monotonic() - self.flushed >= FLUSH_SECONDS
+        ):
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows:
+        if not self.columns.events:
             return
-        import pyarrow.parquet as pq
+        if self.writer is None:
+            from irkit.store.filewrite import PartWriter
 
-        from irkit.store.spool import build_table
+            self.writer = PartWriter(self.directory, self.stem)
+        batch, self.columns = self.columns, type(self.columns)()
+        self.flushed = time.monotonic()
+        self.writer.write(batch.table)  # built on the writer's thread
 
-        table = build_table(self.rows, "file", self.evidence, self.shas)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
-        pq.write_table(table, path, compression="snappy")
-        self.parts.append(path)
-        self.total += len(self.rows)
-        self.rows, self.evidence, self.shas = [], [], []
+    def parts(self) -> list[tuple[Path, int]]:
+        """Every part written, with its rows, once all are on disk."""
+        if self.writer is None:
+            return []
+        self.writer.close()
+        return list(zip(self.writer.parts, self.writer.counts, strict=True))
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.discard()
+
+
+def _nested(roots: Sequence[Path]) -> bool:
+    """Whether one walked root is inside another (their entries would repeat)."""
+    tops = sorted(str(root).rstrip(os.sep) + os.sep for root in roots)
+    return any(b.startswith(a) for a, b in itertools.pairwise(tops))
 
 
 class _Typed:
@@ -150,7 +171,7 @@ def run_hash(
                     f"{iocs.count(kind)} {kind} IOCs cannot match: {kind} is not computed",
                 )
             )
-    strongest = options.algorithms[-1]
+    strongest = options.algorithms[-1] if options.algorithms else ""
     typed = _Typed(roots)
     started = dt.datetime.now(dt.UTC)
     spool: _EventSpool | None = None
@@ -163,8 +184,8 @@ def run_hash(
         # threads hash; the main thread is idle then.
         opener = _CaseOpener(case_dir)
         case_dir.mkdir(parents=True, exist_ok=True)
-        spool = _EventSpool(case_dir / "spool", f"hash-{summary.run_id[:12]}", SPOOL_BATCH)
-        if digest_out is None:
+        spool = _EventSpool(case_dir / "spool", f"hash-{summary.run_id[:12]}")
+        if digest_out is None and strongest:
             list_path = case_dir / f"hashes-{summary.run_id[:12]}.{strongest}"
             own_list = digest_out = list_path.open("w", encoding="utf-8", errors="surrogateescape")
     case = None
@@ -182,12 +203,22 @@ def run_hash(
             else:
                 summary.events += 4 if entry.btime else 3
 
-        hash_paths(list(typed.walked), options, on_entry, summary, iocs, progress)
+        only_events = spool is not None and digest_out is None and bodyfile_out is None
+        hash_paths(
+            list(typed.walked),
+            options,
+            spool.add if only_events and spool is not None else on_entry,
+            summary,
+            iocs,
+            progress,
+        )
         if opener is not None and spool is not None:
             case = opener.result()
             spool.flush()
             summary.events = spool.total
-            summary.events_added = case.add_events(spool.parts, f"hash-{summary.run_id[:12]}")
+            summary.events_added = case.add_file_parts(
+                spool.parts(), f"hash-{summary.run_id[:12]}", unique=not _nested(typed.walked)
+            )
             case.add_findings(summary.findings, summary.run_id)
             case.record_warnings(summary.run_id, summary.warnings)
             case.record_run(summary.run_id, list(command), started, summary.as_dict())
@@ -197,8 +228,7 @@ def run_hash(
         if case is None and opener is not None:
             case = opener.result(raise_error=False)
         if spool is not None:
-            for part in spool.parts:
-                part.unlink(missing_ok=True)
+            spool.discard()
         if case is not None:
             case.close()
     return summary

@@ -93,13 +93,16 @@ class HashSummary:
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
-    """``md5,sha1,sha256`` as a tuple in that canonical order; anything else is refused."""
+    """``md5,sha1,sha256`` as a tuple in that canonical order; ``none`` alone is the empty
+    tuple (times and metadata only, no file read); anything else is refused."""
     wanted = {part.strip().lower().replace("-", "") for part in text.split(",") if part.strip()}
+    if wanted == {"none"}:
+        return ()
     unknown = wanted - set(ALGORITHMS)
     if unknown or not wanted:
         raise UsageError(
             f"unknown hash algorithm: {', '.join(sorted(unknown)) or '(none)'}",
-            hint="choose from md5, sha1, sha256, comma-separated",
+            hint="choose from md5, sha1, sha256, comma-separated, or none",
         )
     return tuple(a for a in ALGORITHMS if a in wanted)
 

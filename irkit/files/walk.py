@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Final
 
 from irkit.errors import EvidenceError
-from irkit.files.fileio import PSEUDO_FS, birth_time, mount_types, on_pseudo_filesystem
+from irkit.files.fileio import PSEUDO_FS, birth_ns, iso_ns, mount_types, on_pseudo_filesystem
 from irkit.files.options import HashOptions, HashSummary
 from irkit.model import ParseWarning
+
+S_ISREG: Final = stat.S_ISREG
 
 #: TSK's name-type letter for each kind of entry.
 _TYPE_LETTER: Final = {
@@ -56,6 +58,7 @@ class FileEntry:
     status: str = "not-regular"
     note: str = ""
     _btime: str | None = None
+    _born: int | None = None
 
     @property
     def size(self) -> int:
@@ -63,10 +66,18 @@ class FileEntry:
         return self.info.st_size
 
     @property
+    def born_ns(self) -> int:
+        """Birth time in nanoseconds since the epoch, 0 when unknown (asked once)."""
+        if self._born is None:
+            self._born = birth_ns(self.info, self.path) or 0
+        return self._born
+
+    @property
     def btime(self) -> str:
         """Birth time, ISO 8601 UTC, or "" (asked of the file system once)."""
         if self._btime is None:
-            self._btime = birth_time(self.info, self.path)
+            born = self.born_ns
+            self._btime = iso_ns(born) if born else ""
         return self._btime
 
 
@@ -182,9 +193,10 @@ class Walker:
         except OSError as exc:
             self.warn(path, "unreadable-directory", exc.strerror or str(exc))
             return
+        excludes = self.options.excludes
         for child in children:
             child_path = child.path
-            if self.excluded(child_path):
+            if excludes and self.excluded(child_path):
                 self.summary.skipped["excluded"] += 1
                 continue
             try:
@@ -201,5 +213,8 @@ class Walker:
                 continue
             except OSError as exc:
                 self.warn(child_path, "unreadable", exc.strerror or str(exc))
+                continue
+            if S_ISREG(child_info.st_mode):  # most entries: no generator of their own
+                yield FileEntry(child_path, root, child_info, "r", status="pending")
                 continue
             yield from self.walk_entry(child_path, root, child_info, device)

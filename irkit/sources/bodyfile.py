@@ -23,12 +23,12 @@ import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Final
+from typing import Any, BinaryIO, ClassVar, Final
 
 import orjson
 
 from irkit.sources.base import ParseContext, Row, RowSink
-from irkit.sources.messages import one_line
+from irkit.sources.messages import MAX_MESSAGE, one_line
 
 #: The event of each time, in MACB order: (field, ts_desc, event_id).
 TIMES: Final = (
@@ -38,6 +38,8 @@ TIMES: Final = (
     ("btime", "File Created", "b"),
 )
 TS_DESCS: Final = tuple(desc for _, desc, _ in TIMES)
+#: The longest message body after a ts_desc that one_line leaves whole.
+_MAX_BODY: Final = MAX_MESSAGE - max(len(desc) for desc in TS_DESCS)
 ARTIFACT: Final = "bodyfile"
 FIELD_COUNT: Final = 11
 #: A line longer than this is not a bodyfile line (a path is at most a few KiB).
@@ -105,14 +107,20 @@ def iso_time(text: str) -> str:
             seconds, micros = seconds - 1, 1_000_000 - micros
     if seconds == 0 and micros == 0:
         return ""
-    days, rest = divmod(seconds, 86_400)
     try:
-        date = _day(days)
+        second = _second(seconds)
     except (OverflowError, ValueError) as exc:
         raise BadLineError(f"time {text} is out of range") from exc
+    return f"{second}.{micros:06d}+00:00"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _second(seconds: int) -> str:
+    # The lines of one bodyfile share few seconds (a file's four times are often one).
+    days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    return f"{date}T{hours:02d}:{minutes:02d}:{secs:02d}.{micros:06d}+00:00"
+    return f"{_day(days)}T{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
 def _unescape(raw: bytes) -> str:
@@ -253,6 +261,51 @@ def file_rows(fields: dict[str, str], record: str, artifact: str = ARTIFACT) -> 
     ]
 
 
+class _Columns:
+    """A line's rows (``file_rows``' rows, the same values) appended to a spool's open
+    columns, at most a batch's room at a time (``SpoolWriter.open_columns``)."""
+
+    def __init__(self, sink: Any) -> None:
+        self.open_columns = sink.open_columns
+        self.grown = sink.grown
+        self.columns, self.room = self.open_columns()
+        self.pending = 0
+
+    def add(self, fields: dict[str, str], record: str) -> int:
+        """Append the rows of one line's ``fields``; returns how many."""
+        times = [(ts, desc, letter) for key, desc, letter in TIMES if (ts := fields[key])]
+        count = len(times)
+        if not count:
+            return 0
+        if self.room - self.pending < len(TIMES):  # a batch is full: the spool takes it
+            self.close()
+            self.columns, self.room = self.open_columns()
+        name = fields["path"]
+        if fields.get("symlink_target"):
+            name += " -> " + fields["symlink_target"]
+        body = f": {name} ({fields['size']} bytes, {fields['mode']}, uid {fields['uid'] or '?'})"
+        plain = body.isprintable() and len(body) <= _MAX_BODY
+        uid = fields["uid"]
+        ts, ts_desc, artifact, host, user, event_id, message, blob, records = self.columns
+        ts += [t for t, _, _ in times]
+        ts_desc += [d for _, d, _ in times]
+        event_id += [letter for _, _, letter in times]
+        message += [d + body if plain else one_line(d + body) for _, d, _ in times]
+        artifact += [ARTIFACT] * count
+        host += [""] * count
+        user += [uid] * count
+        blob += [orjson.dumps(fields)] * count
+        records += [record] * count
+        self.pending += count
+        return count
+
+    def close(self) -> None:
+        """Hand the rows appended so far to the spool."""
+        if self.pending:
+            self.grown(self.pending)
+            self.pending = 0
+
+
 class BodyfileSource:
     """Sleuth Kit 3.x bodyfiles, recognised by the shape of their first lines."""
 
@@ -263,9 +316,13 @@ class BodyfileSource:
         return looks_like_bodyfile(head)
 
     def parse(self, ctx: ParseContext, sink: RowSink) -> None:
-        """One row per non-zero time of every line; bad lines are warned about and skipped."""
+        """One row per non-zero time of every line; bad lines are warned about and skipped.
+
+        A sink with columns (``open_columns``, ``grown``: the spool) gets each line's
+        rows appended column by column, a line's shared values computed once."""
         ctx.stats.engine = "bodyfile"
         stats = ctx.stats
+        columns = _Columns(sink) if hasattr(sink, "open_columns") else None
         add = sink.add
         bad = 0
         with ctx.path.open("rb") as handle:
@@ -285,6 +342,12 @@ class BodyfileSource:
                     if bad <= MAX_LINE_WARNINGS:
                         ctx.warn("bad-line", f"line {number}: {exc}; line skipped")
                     continue
+                if columns is not None:
+                    count = columns.add(fields, str(number))
+                    if not count:
+                        stats.skipped_records += 1  # no time at all: no event, as mactime
+                    stats.records += count
+                    continue
                 rows = file_rows(fields, str(number))
                 if not rows:
                     stats.skipped_records += 1  # no time at all: no event, as mactime
@@ -292,6 +355,8 @@ class BodyfileSource:
                 for row in rows:
                     add(row)
                 stats.records += len(rows)
+        if columns is not None:
+            columns.close()
         if bad > MAX_LINE_WARNINGS:
             ctx.warn(
                 "bad-line",

@@ -9,6 +9,7 @@
   logs recovered;
 - ``schema``: the DuckDB tables and the SQL of the views;
 - ``spool``: rows spooled as Arrow tables and Parquet parts on their way into the case;
+- ``filewrite``: file events' tables written as Parquet parts on a thread of their own;
 - ``timeline``: the case's events filtered and in a stable order, for every export.
 
 May import: ``irkit.sources`` (the row shape a source writes) and the base modules.

@@ -125,11 +125,12 @@ class EvidenceRegistry(SliceRecords):
     def _take(self, batch: Sequence[FileStats]) -> list[tuple[str, str, int]]:
         """Move the files' parts into events/; small files' tables (in memory, or parked
         by a worker) become one shared part (thousands of small logs must not become
-        thousands of Parquet files)."""
+        thousands of Parquet files). A part a worker wrote for a group of small logs
+        (``GROUPED``) is moved once and registered for each of its files, with its rows."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from irkit.store.spool import PARKED, unpark
+        from irkit.store.spool import GROUPED, PARKED, unpark
 
         taken = []
         small: list[tuple[FileStats, list[Any]]] = []
@@ -143,11 +144,18 @@ class EvidenceRegistry(SliceRecords):
             name = f"batch-{uuid.uuid4().hex}.parquet"
             pq.write_table(table, self.events_dir / name, compression="snappy")
             taken += [(name, st.sha256, sum(t.num_rows for t in tables)) for st, tables in small]
+        moved: set[str] = set()
         for stats in batch:
             for part in stats.spool:
                 source = Path(part)
                 if part.endswith(PARKED):
                     source.unlink(missing_ok=True)
+                    continue
+                if part.endswith(GROUPED):
+                    if part not in moved:
+                        source.replace(self.events_dir / source.name)
+                        moved.add(part)
+                    taken.append((source.name, stats.sha256, stats.records))
                     continue
                 rows = pq.ParquetFile(source).metadata.num_rows
                 source.replace(self.events_dir / source.name)
@@ -337,3 +345,46 @@ class EvidenceRegistry(SliceRecords):
             Path(part).unlink(missing_ok=True)
         self._refresh_view()
         return rows
+
+    def add_file_parts(self, parts: Sequence[tuple[Path, int]], label: str, unique: bool) -> int:
+        """Store file events spooled as Parquet ``parts`` (path, rows), as ``add_events``
+        does; returns the rows added. ``unique``: no uid repeats among the parts.
+
+        When no event of the parts can be in the case already (``unique``, and none of
+        their uids is), they are moved into ``events/`` and registered in one transaction,
+        not rewritten (``irkit.store.filewrite``, #18); else ``add_events`` filters them.
+        """
+        if not parts:
+            return 0
+        paths = [part for part, _ in parts]
+        if not unique or self._holds_any(paths):
+            return self.add_events(paths, label)
+        run = uuid.uuid4().hex
+        taken = [
+            (f"{label}-{run}-{n:05d}.parquet", label, rows) for n, (_, rows) in enumerate(parts)
+        ]
+        for (part, _), (name, _, _) in zip(parts, taken, strict=True):
+            part.replace(self.events_dir / name)
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            self._register(taken)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            for name, _, _ in taken:
+                (self.events_dir / name).unlink(missing_ok=True)
+            raise
+        self._refresh_view()
+        return sum(rows for _, rows in parts)
+
+    def _holds_any(self, parts: Sequence[Path]) -> bool:
+        """Whether the case holds an event with a uid of one of ``parts``' events."""
+        if not self.db.execute("SELECT count(*) FROM parts").fetchall()[0][0]:
+            return False
+        files = sql_list([str(p) for p in parts])
+        return bool(
+            self.db.execute(
+                f"""SELECT count(*) FROM (SELECT uid FROM read_parquet({files})
+                    WHERE uid IN (SELECT uid FROM events) LIMIT 1)"""
+            ).fetchall()[0][0]
+        )

@@ -15,6 +15,14 @@ Rows (each a fresh process, wall time from spawn to reap, medians of interleaved
 
 Every irkit digest is compared with coreutils' output (md5sum, sha1sum, sha256sum).
 The tree is read once before timing: the figures are warm-cache, CPU-bound figures.
+
+File events (#18), on a tree of ``--events-files`` empty files (``filetree.py`` builds it
+under ``/tmp`` once and keeps it), ``--events-repeat`` times, interleaved:
+
+6. walk ceiling: a bare loop that lists the tree (scandir, lstat each entry, statx for
+   the birth time, as irkit must), nothing else;
+7. ``irkit hash TREE --case DIR -a none -q --json``: every entry's times as file events
+   in a fresh case; events/s over the whole process, peak RSS from ``wait4``.
 """
 
 from __future__ import annotations
@@ -54,6 +62,80 @@ print(len(out))
 """
 
 
+WALK_CEILING = r"""
+import ctypes, os, sys
+statx = ctypes.CDLL(None).statx
+buf = ctypes.create_string_buffer(256)
+count = 0
+def walk(path):
+    global count
+    with os.scandir(path) as it:
+        children = sorted(it, key=lambda e: e.name)
+    for child in children:
+        info = child.stat(follow_symlinks=False)
+        statx(-100, os.fsencode(child.path), 0x4100, 0x800, buf)
+        count += 1
+        if child.is_dir(follow_symlinks=False):
+            walk(child.path)
+walk(sys.argv[1])
+print(count)
+"""
+
+
+def timed_rss(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (bytes) and stdout of one process."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd} exited {proc.returncode}")
+        out.seek(0)
+        return seconds, usage.ru_maxrss * 1024, out.read().decode()
+
+
+def file_events(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """Rows 6 and 7: the walk ceiling and ``irkit hash --case -a none`` on a big tree."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from filetree import build
+
+    tree = Path(args.events_tree)
+    info = build(tree, args.events_files, 100)
+    times: dict[str, list[float]] = {"walk_ceiling": [], "irkit_events": []}
+    rss: list[int] = []
+    summary: dict[str, object] = {}
+    for i in range(args.events_repeat):
+        seconds, _, _ = timed_rss([sys.executable, "-c", WALK_CEILING, str(tree)])
+        times["walk_ceiling"].append(seconds)
+        case = work / f"events{i}"
+        seconds, peak, out = timed_rss(
+            [sys.executable, "-m", "irkit", "hash", str(tree), "--case", str(case),
+             "-a", "none", "-q", "--json"]
+        )  # fmt: skip
+        times["irkit_events"].append(seconds)
+        rss.append(peak)
+        summary = json.loads(out)
+        shutil.rmtree(case)
+        print(f"events {i}: {seconds:.1f} s, {peak >> 20} MiB, load {os.getloadavg()[0]:.1f}",
+              file=sys.stderr)  # fmt: skip
+    med = {k: statistics.median(v) for k, v in times.items()}
+    events = int(summary["events"])  # type: ignore[call-overload]
+    return {
+        "events_tree": str(tree),
+        "events_tree_files": info["files"],
+        "events_entries": summary["entries"],
+        "events": events,
+        "events_added": summary["events_added"],
+        "events_seconds": times,
+        "events_median_s": med,
+        "events_per_s": events / med["irkit_events"],
+        "events_peak_rss_bytes": rss,
+        "events_walk_ceiling_over_irkit": med["walk_ceiling"] / med["irkit_events"],
+    }
+
+
 def regular_files(tree: Path) -> list[str]:
     files = []
     for d, dirs, names in os.walk(tree):
@@ -91,7 +173,22 @@ def main() -> int:
     parser.add_argument("tree", nargs="?", default="/usr/lib/x86_64-linux-gnu")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json-out")
+    parser.add_argument("--events-tree", default="/tmp/irkit-filetree")
+    parser.add_argument("--events-files", type=int, default=1_000_000)
+    parser.add_argument("--events-repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("hash", "events"), help="one group of rows")
     args = parser.parse_args()
+    if args.only == "events":
+        work = Path(tempfile.mkdtemp(prefix="irkit-bench-events-"))
+        try:
+            result = file_events(args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        text = json.dumps(result, indent=2)
+        print(text)
+        if args.json_out:
+            Path(args.json_out).write_text(text)
+        return 0
     tree = Path(args.tree)
     files = regular_files(tree)
     total = sum(os.path.getsize(f) for f in files)
@@ -181,6 +278,12 @@ def main() -> int:
         "digests_checked": len(files),
         "digest_mismatches": len(mismatch),
     }
+    if args.only != "hash":
+        work = Path(tempfile.mkdtemp(prefix="irkit-bench-events-"))
+        try:
+            result.update(file_events(args, work))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json_out:
