@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from irkit.collect.options import CollectSummary
     from irkit.collect.verify import VerifyReport
+    from irkit.store.custody_verify import CaseVerifyReport
 
 
 @errors_handled
@@ -178,23 +179,38 @@ def _render(summary: CollectSummary) -> None:
 
 @errors_handled
 def verify(
-    path: Annotated[Path, typer.Argument(help="A collection folder or zip (or the --out folder).")],
+    path: Annotated[
+        Path, typer.Argument(help="A collection folder or zip (or the --out folder), or a case.")
+    ],
     quiet: Quiet = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
     debug: Debug = False,
 ) -> None:
-    """Re-hash a collection against its manifest; exit 5 on any mismatch.
+    """Re-hash a collection against its manifest, or a case against its run manifests;
+    exit 5 on any mismatch.
 
     Examples:
 
       irkit verify /media/usb/host01
 
+      irkit verify ./irkit-triage
+
       irkit verify /media/usb/host01/host01-20240501T101500Z.zip --json
     """
     from irkit.collect.verify import verify as run_verify
+    from irkit.store.custody import is_case
 
+    if is_case(path):  # a case: its run manifests (docs/custody.md)
+        from irkit.store.custody_verify import verify_case
+
+        checked = verify_case(path)
+        if json_out:
+            print_json(checked.as_dict())
+        elif not quiet:
+            _render_case_verify(checked)
+        raise typer.Exit(int(checked.exit_code))
     report = run_verify(path)
     if json_out:
         print_json(report.as_dict())
@@ -214,6 +230,32 @@ def _render_verify(report: VerifyReport) -> None:
         safe_text(
             f"{verdict}: {report.path} (collection {report.collection_id}): "
             f"{report.files_checked:,} files, {human_bytes(report.bytes_checked)} re-hashed, "
+            f"{len(report.problems)} problems",
+            "bold red" if report.problems else "green",
+        )
+    )
+
+
+def _render_case_verify(report: CaseVerifyReport) -> None:
+    from irkit.cli.common import human_bytes, stderr_console
+
+    console = stderr_console()
+    for problem in report.problems:
+        line = f"{problem.kind}: {problem.role}: {problem.path}: {problem.message}"
+        console.print(safe_text(line, "red"), soft_wrap=True)  # one line each: grep
+    if report.superseded:
+        console.print(
+            safe_text(
+                f"{len(report.superseded):,} outputs of older runs were rewritten later: "
+                "checked against the latest run that wrote them",
+                "dim",
+            )
+        )
+    verdict = "FAILED" if report.problems else "verified"
+    console.print(
+        safe_text(
+            f"{verdict}: case {report.path}: {report.runs:,} runs, {report.files_checked:,} "
+            f"files, {human_bytes(report.bytes_checked)} re-hashed, "
             f"{len(report.problems)} problems",
             "bold red" if report.problems else "green",
         )

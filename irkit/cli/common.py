@@ -389,3 +389,15 @@ def check_table_output(fmt: RowFormat, output: Path | None, command: str) -> Non
             "--output needs --format csv or jsonl: the table is for the terminal",
             hint=f"{command} --format csv -o {output}",
         )
+
+
+def write_run_manifest(case: Path, run_id: str, command: str, **inputs: Any) -> None:
+    """``CASE/runs/RUN-ID.json`` for the running command: its argv, its options as given
+    and ``inputs`` (keywords of ``irkit.store.custody.record_run``); docs/custody.md."""
+    from typer._click.globals import get_current_context
+
+    from irkit.store.custody import record_run
+
+    context = get_current_context(silent=True)
+    options = dict(context.params) if context is not None else {}
+    record_run(case, run_id, command, argv=sys.argv, options=options, **inputs)

@@ -53,7 +53,13 @@ def hash_command(
         typer.Option("--case", "-c", help="Store file events and findings in this case."),
     ] = None,
     algorithms: Annotated[
-        str, typer.Option("--algorithms", "-a", help="Digests to compute, comma-separated.")
+        str,
+        typer.Option(
+            "--algorithms",
+            "-a",
+            help="Digests to compute, comma-separated; 'none': times and metadata only, "
+            "no file read.",
+        ),
     ] = "md5,sha1,sha256",
     ioc: Annotated[
         list[Path] | None,
@@ -153,6 +159,8 @@ def hash_command(
             progress=progress.advance,
             command=sys.argv,
         )
+    if case is not None:  # CASE/runs/RUN-ID.json: what was hashed and written (custody)
+        _hash_manifest(case, summary, output, bodyfile, ioc or [])
     data = summary.as_dict()
     if json_out:
         print_json(data)
@@ -163,6 +171,31 @@ def hash_command(
     if summary.findings:
         raise typer.Exit(int(ExitCode.FINDINGS))
     raise typer.Exit(int(ExitCode.PARTIAL if summary.partial else ExitCode.OK))
+
+
+def _hash_manifest(
+    case: Path, summary: HashSummary, output: Path | None, bodyfile: Path | None, ioc: list[Path]
+) -> None:
+    """The run's manifest: the digest list (its sha256 lines are the evidence), the
+    bodyfile, the IOC lists."""
+    from irkit.cli.common import write_run_manifest
+    from irkit.store.custody import ioc_rule_set
+
+    strongest = summary.algorithms[-1] if summary.algorithms else ""
+    listing: Path | None = output
+    if output is None and strongest:  # --algorithms none writes no digest list
+        listing = case / f"hashes-{summary.run_id[:12]}.{strongest}"
+    written = [p for p in (listing, bodyfile) if p is not None and str(p) != "-"]
+    write_run_manifest(
+        case,
+        summary.run_id,
+        "hash",
+        digest_lists=[listing]
+        if listing is not None and strongest == "sha256" and str(listing) != "-"
+        else [],
+        rule_sets=[ioc_rule_set(ioc, summary.iocs_loaded, summary.warnings)] if ioc else [],
+        outputs=written,
+    )
 
 
 def render_hash_summary(

@@ -76,8 +76,10 @@ def check_outside_evidence(out: Path, evidence: list[Path]) -> None:
     """Evidence is read-only: refuse to write a case or output inside it."""
     target = out.resolve()
     for item in evidence:
+        if not item.is_dir():  # a file holds no output (and hundreds are not resolved)
+            continue
         root = item.resolve()
-        if root.is_dir() and (target == root or root in target.parents):
+        if target == root or root in target.parents:
             raise UsageError(
                 f"the output {out} is inside the evidence folder {item}",
                 hint="irkit never writes into evidence; choose a folder outside it",
@@ -111,14 +113,17 @@ def run_parse(
     ``collections`` None: the evidence is opened here (collections found and unpacked).
     """
     from irkit.cli.common import show_progress, stderr_console
-    from irkit.cli.summary import RichProgress
     from irkit.ingest.options import ParseOptions
     from irkit.ingest.parse import parse_evidence
 
     check_outside_evidence(case, evidence)
     if collections is None:
         evidence, collections = open_evidence(evidence, case)
-    progress = RichProgress(stderr_console()) if show_progress(quiet) else None
+    progress = None
+    if show_progress(quiet):  # rich's progress bar is not even imported without one
+        from irkit.cli.summary import RichProgress
+
+        progress = RichProgress(stderr_console())
     try:
         return parse_evidence(
             evidence,
@@ -166,12 +171,14 @@ def parse(
       irkit parse disk.E01 --vss -c host01
     """
     from irkit.cli.common import stderr_console
-    from irkit.cli.summary import render_summary
     from irkit.ingest.summary import ParseSummary
 
     plaso = plaso_options(year, timezone, plaso_parsers)
     summary = run_parse(evidence, case, evtx_engine, workers, quiet, recover, vss=vss, plaso=plaso)
     assert isinstance(summary, ParseSummary)
+    from irkit.cli.common import write_run_manifest  # CASE/runs/RUN-ID.json: custody
+
+    write_run_manifest(case, summary.run_id, "parse", files=summary.files)
     data = summary.as_dict()
     code = int(summary.exit_code)
     if cross_check:
@@ -182,6 +189,8 @@ def parse(
     if json_out:
         print_json(data)
     elif not quiet:
+        from irkit.cli.summary import render_summary
+
         render_summary(stderr_console(), summary, [str(p) for p in evidence])
     if quiet and summary.warnings:
         from irkit.cli.common import say, warnings_line
