@@ -18,6 +18,7 @@ try:  # Ctrl-C while the command line loads: exit 130 as later, not a traceback 
         findings,
         hashing,
         parse,
+        report,
         rules,
         scan,
         sql,
@@ -84,6 +85,7 @@ app.command("findings")(findings.findings)
 app.command("stack")(analytics.stack)
 app.command("firstseen")(analytics.firstseen)
 app.command("sql")(sql.sql)
+app.command("report")(report.report)
 app.add_typer(rules.app, name="rules")
 
 

@@ -35,8 +35,10 @@ from irkit.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from irkit.detect import ScanProgress
+    from irkit.detect.scan import ScanSummary
     from irkit.files.options import HashSummary
     from irkit.ingest.summary import ParseSummary
+    from irkit.report import ReportSummary
 
 DEFAULT_CASE = Path("irkit-triage")
 TIMELINE_NAME = "timeline.csv"
@@ -136,9 +138,12 @@ def triage(
             scanned = scan(out, options, command=sys.argv)
             _write_findings(out / FINDINGS_NAME, out)
         rows = _write_timeline(timeline_path, out, progress)
+        reported = _write_report(out, progress)
+    _triage_manifest(out, summary, hashed, scanned, ioc or [], sigma or [], yara or [])
     data = summary.as_dict()
     data["hash"] = hashed.as_dict()
     data["timeline"] = {"path": str(timeline_path), "rows": rows}
+    data["report"] = reported.as_dict()
     if scanned is not None:
         data["scan"] = scanned.as_dict()
         data["scan"]["path"] = str(out / FINDINGS_NAME)
@@ -156,6 +161,7 @@ def triage(
             render_scan(console, scanned, data["scan"])
             console.print(safe_text(f"findings: {out / FINDINGS_NAME}"))
         console.print(safe_text(f"timeline: {timeline_path} ({rows:,} events)"))
+        console.print(safe_text(f"report: {reported.path}"))
     scan_warnings = scanned.warnings if scanned is not None else []
     if quiet and (summary.warnings or hashed.warnings or scan_warnings):
         # A partial run still says, in one line, the first file and warning that made it
@@ -168,6 +174,44 @@ def triage(
         raise typer.Exit(int(ExitCode.FINDINGS))
     partial = summary.exit_code != ExitCode.OK or hashed.partial or bool(scan_warnings)
     raise typer.Exit(int(ExitCode.PARTIAL if partial else ExitCode.OK))
+
+
+def _triage_manifest(
+    out: Path,
+    summary: ParseSummary,
+    hashed: HashSummary,
+    scanned: ScanSummary | None,
+    ioc: list[Path],
+    sigma: list[Path],
+    yara: list[Path],
+) -> None:
+    """CASE/runs/RUN-ID.json (the parse's run id): the evidence, IOC lists and rule
+    files used, the files written, with their sha256 (docs/custody.md)."""
+    from irkit.cli.common import write_run_manifest
+    from irkit.store.custody import ioc_rule_set
+
+    rules = [ioc_rule_set(ioc, hashed.iocs_loaded, hashed.warnings)] if ioc else []
+    outputs = [out / TIMELINE_NAME, out / HASHES_NAME]
+    runs = {"parse": summary.run_id, "hash": hashed.run_id}
+    if scanned is not None:
+        from irkit.detect.rulesets import scan_rule_sets
+
+        rules += scan_rule_sets(scanned, sigma=sigma, yara=yara)
+        outputs.append(out / FINDINGS_NAME)
+        runs["scan"] = scanned.run_id
+    report = out / "report.html"  # written by this run: newer than its hashes.sha256
+    if report.is_file() and report.stat().st_mtime >= (out / HASHES_NAME).stat().st_mtime:
+        outputs.append(report)
+    write_run_manifest(
+        out,
+        summary.run_id,
+        "triage",
+        files=summary.files,
+        digest_lists=[out / HASHES_NAME],
+        rule_sets=rules,
+        outputs=outputs,
+        store_runs=runs,
+    )
 
 
 def _case_dir(case: Path | None, out: Path | None) -> Path:
@@ -188,6 +232,17 @@ def _write_findings(target: Path, case: Path) -> None:
 
     with Case(case, read_only=True) as store, text_output(target) as handle:
         write_findings(FindingsFormat.csv, iter_findings(store), handle)
+
+
+def _write_report(case: Path, progress: ScanProgress) -> ReportSummary:
+    """CASE/report.html: the page `irkit report CASE` writes (docs/report.md)."""
+    from irkit.cli.report import REPORT_NAME
+    from irkit.report import write_report
+
+    progress.phase(f"writing {REPORT_NAME}")
+    written = write_report(case, case / REPORT_NAME)
+    progress.done()
+    return written
 
 
 def _write_timeline(target: Path, case: Path, progress: ScanProgress) -> int:
