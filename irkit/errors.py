@@ -65,3 +65,8 @@ def is_interrupt(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+class EngineError(IrkitError):
+    """A query an engine other than DuckDB cannot translate or run (``--engine spark``):
+    the rule is reported as not run on that engine, with this reason; the others run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -135,6 +136,13 @@ def _rich_progress(console: Console) -> Any:
     return Live()
 
 
+class Engine(enum.StrEnum):
+    """``--engine``."""
+
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
 @errors_handled
 def scan(
     case: Annotated[
@@ -155,6 +163,29 @@ def scan(
         bool, typer.Option("--no-builtin", help="Skip irkit's heuristics and analytics.")
     ] = False,
     min_level: Level = Severity.INFORMATIONAL,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="What runs the rules over a dataset: duckdb on this machine, or spark "
+            "(PySpark, local[*] unless --master).",
+        ),
+    ] = Engine.DUCKDB,
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="Spark master URL for --engine spark (spark://HOST:7077, yarn, local[4]…).",
+        ),
+    ] = None,
+    spark_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-uri",
+            help="The dataset as Spark's executors reach it (s3a://…, hdfs://…, dbfs:/…); "
+            "default: the path given.",
+        ),
+    ] = None,
     fail_on: FailOn = None,
     quiet: Quiet = False,
     json_out: JsonOut = False,
@@ -170,6 +201,8 @@ def scan(
       irkit scan ./case --sigma sigma/rules/windows --fail-on high
 
       irkit scan ./case --yara signature-base/yara --yara-target /mnt/c/Users
+
+      irkit scan ./fleet-dataset --sigma sigma/rules --engine spark
     """
     from irkit.cli.common import stderr_console
     from irkit.detect.scan import ScanOptions
@@ -185,10 +218,23 @@ def scan(
                 sigma_config=sigma_config,
                 builtin=not no_builtin,
                 min_level=min_level.value,
+                engine=engine.value,
+                master=master,
+                spark_uri=spark_uri,
                 progress=progress,
             ),
             command=sys.argv,
         )
+    from irkit.store.custody import is_case
+
+    if is_case(case):  # CASE/runs/RUN-ID.json: the rule files used (custody); not a dataset
+        from irkit.cli.common import write_run_manifest
+        from irkit.detect.rulesets import scan_rule_sets
+
+        rules = scan_rule_sets(
+            summary, sigma=sigma or (), yara=yara or (), sigma_config=sigma_config
+        )
+        write_run_manifest(case, summary.run_id, "scan", rule_sets=rules)
     data = summary.as_dict()
     if json_out:
         print_json(data)

@@ -35,7 +35,7 @@ from irkit.detect.analytics_defs import (
     load_definitions,
 )
 from irkit.detect.analytics_rules import CONDITIONS, Condition, RareRule, load_rules
-from irkit.errors import UsageError
+from irkit.errors import EngineError, UsageError
 from irkit.model import MAX_EVENT_UIDS, Finding, Severity
 
 if TYPE_CHECKING:
@@ -286,9 +286,16 @@ def rare_findings(case: EventStore, progress: ScanProgress = NO_PROGRESS) -> Det
     matched: list[tuple[RareRule, StackRow, Severity, tuple[str, ...]]] = []
     fired: dict[str, int] = {}
     progress.phase("analytics", len(rules), "rules")
+    not_run: dict[str, str] = {}
     for rule in rules:
         fired[rule.id] = 0
-        for row in stack(case, rule.kind, rare=rule.max_count):
+        try:
+            rows = stack(case, rule.kind, rare=rule.max_count)
+        except EngineError as exc:  # another engine cannot run it: said in the report
+            not_run[rule.id] = exc.message
+            progress.advance()
+            continue
+        for row in rows:
             tags = _all_match(rule.when, row)
             if tags is None or not row.event_uids or row.first_seen is None:
                 continue
@@ -343,5 +350,7 @@ def rare_findings(case: EventStore, progress: ScanProgress = NO_PROGRESS) -> Det
         )
     result.findings.sort(key=lambda f: (f.ts, f.rule, f.event_uid))
     result.report = {"rules": len(rules), "fired": fired}
+    if not_run:
+        result.report["not_run_on_engine"] = not_run
     result.seconds = time.perf_counter() - started
     return result

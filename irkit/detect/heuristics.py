@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from irkit.artifacts import artifacts_dir
 from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress
-from irkit.errors import IrkitError
+from irkit.errors import EngineError, IrkitError
 from irkit.model import MAX_EVENT_UIDS, Finding, ParseWarning, Severity
 from irkit.model import severity_rank as _rank
 
@@ -297,6 +297,28 @@ GROUP BY host, key
 ORDER BY min(ts), host, key
 """
 
+#: ``_GROUPED`` in Spark SQL (``--engine spark``): the same rows, the same order (DuckDB
+#: sorts NULL last; Spark's ``array_sort`` and ``min_by`` are given that order).
+_GROUPED_SPARK: Final = """
+WITH hits AS (
+    SELECT DISTINCT uid, coalesce(CAST(key AS STRING), '') AS key FROM ({body}) AS rule_hits
+),
+matched AS (
+    SELECT e.uid, e.ts, coalesce(e.host, '') AS host, e.source, e.evidence, e.record,
+           e.fields, e.message, hits.key, struct(e.ts IS NULL, e.ts, e.uid) AS _o
+    FROM events AS e JOIN hits ON e.uid = hits.uid
+)
+SELECT host, key,
+       date_format(min(ts), "{iso}"), date_format(max(ts), "{iso}"), count(*),
+       transform(array_sort(collect_list(struct(_o, uid))), x -> x.uid),
+       min_by(source, _o), min_by(evidence, _o), min_by(record, _o), min_by(fields, _o),
+       min_by(message, _o)
+FROM matched
+GROUP BY host, key
+ORDER BY min(ts) ASC NULLS LAST, host, key
+"""
+_ISO_SPARK: Final = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
+
 
 def run_heuristics(
     case: EventStore,
@@ -314,11 +336,15 @@ def run_heuristics(
     case.db.execute(FIELD_MACRO)
     counts: dict[str, int] = {}
     timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     progress.phase("heuristics", len(chosen), "rules")
     for heuristic in chosen:
         started = time.perf_counter()
         try:
             found = _run_one(case.db, heuristic)
+        except EngineError as exc:  # another engine cannot run it: said, not a failure
+            skipped[heuristic.id] = exc.message
+            continue
         except IrkitError as exc:
             result.warnings.append(ParseWarning(heuristic.id, "heuristic-failed", exc.message))
             continue
@@ -332,6 +358,7 @@ def run_heuristics(
         "heuristics": len(chosen),
         "below_min_level": len(every) - len(chosen),
         "failed": [w.path for w in result.warnings],
+        "not_run_on_engine": skipped,
         "findings_by_rule": {k: v for k, v in sorted(counts.items()) if v},
         "seconds_by_rule": timings,
     }
@@ -344,11 +371,20 @@ def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[Findin
     problems = check_sql(heuristic.sql)
     if problems:
         raise IrkitError(problems[0])
+    if getattr(db, "dialect", "duckdb") != "duckdb":  # Spark: the rule translated
+        engine: Any = db
+        body = engine.translate(heuristic.sql)
+        rows = engine.query(_GROUPED_SPARK.format(body=body, iso=_ISO_SPARK)).fetchall()
+        return _findings(heuristic, rows)
     sql = _GROUPED.format(body=heuristic.sql, iso=_ISO)
     try:
         rows = db.execute(sql).fetchall()
     except duckdb.Error as exc:
         raise IrkitError(f"SQL failed: {one_line(str(exc))}") from exc
+    return _findings(heuristic, rows)
+
+
+def _findings(heuristic: Heuristic, rows: Sequence[Sequence[Any]]) -> list[Finding]:
     findings = []
     for host, key, first, last, count, uids, source, evidence, record, fields, message in rows:
         details = {"key": key} if key else {}

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress
 from irkit.detect.attack import attack_columns
@@ -47,6 +47,15 @@ class ScanOptions:
     sigma_config: Path | None = None
     builtin: bool = True
     min_level: str = "informational"
+    #: What runs the rules over a dataset: ``duckdb`` (this machine) or ``spark``.
+    engine: str = "duckdb"
+    #: Spark's master URL (``--engine spark``); ``local[*]`` when None.
+    master: str | None = None
+    #: The dataset as Spark's executors reach it (``dbfs:/…``, ``s3a://…``); default:
+    #: the path given.
+    spark_uri: str | None = None
+    #: A running SparkSession to use (a Databricks notebook's ``spark``), not a new one.
+    spark: Any = None
     #: Told how each phase advances (rules run, bytes scanned); the CLI draws it.
     progress: ScanProgress = NO_PROGRESS
 
@@ -217,6 +226,11 @@ def scan(case_dir: Path, options: ScanOptions, command: Sequence[str] = ()) -> S
     check_level(options.min_level, "--min-level")
     if is_dataset(case_dir):
         return _scan_dataset(case_dir, options)
+    if options.engine != "duckdb":
+        raise UsageError(
+            f"--engine {options.engine} runs over a dataset, not a case",
+            hint=f"export it first: irkit export {case_dir} --format parquet --out DATASET",
+        )
     started_wall = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
     summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(case_dir))
@@ -243,6 +257,16 @@ def _scan_dataset(root: Path, options: ScanOptions) -> ScanSummary:
         )
     started = time.perf_counter()
     summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(root))
+    if options.engine == "spark":
+        from irkit.store.spark import SparkDataset
+
+        with SparkDataset(root, options.master, options.spark, options.spark_uri) as spark:
+            # SparkConnection answers the DuckDB calls the detectors make (translated).
+            _detect(cast("EventStore", spark), options, summary)
+        with Dataset(root) as data:
+            summary.findings_added = add_findings(root, data.db, summary.findings)
+        summary.seconds = time.perf_counter() - started
+        return summary
     with tempfile.TemporaryDirectory(prefix="irkit-scan-") as scratch, Dataset(root) as data:
         data.materialise(Path(scratch))
         _detect(data, options, summary)

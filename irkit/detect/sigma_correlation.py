@@ -43,7 +43,7 @@ def _events(corr: dict[str, Any], matched: Mapping[str, tuple[list[int], Matches
             continue
         rows, matches = matched[ref]
         wanted = [*corr["group_by"], *([corr["field"]] if corr.get("field") else [])]
-        meta = matches.meta()
+        meta = matches.meta(rows)
         for row in rows:
             values = matches.values(row, wanted) if wanted else {}
             group = tuple(values.get(f, "") for f in corr["group_by"])

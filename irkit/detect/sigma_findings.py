@@ -4,7 +4,7 @@ excerpt and the event links a responder follows, grouped per rule and host."""
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from irkit.detect import sigma_logsource, sigma_sql
@@ -32,29 +32,58 @@ EXCERPT_FIELDS = (
 )
 
 
+#: Matched rows read back per query.
+META_BATCH = 5000
+
+
 class Matches:
     """The matching rows of one logsource table, with what findings need from them."""
 
     def __init__(self, db: Any, table: str, columns: dict[str, int]) -> None:
         self.db, self.table, self.columns = db, table, columns
-        self._meta: list[tuple[Any, ...]] | None = None
+        self._meta: dict[int, tuple[Any, ...]] = {}
+        self._values: dict[int, dict[str, str]] = {}
+        self._fetched: frozenset[str] = frozenset()
 
-    def meta(self) -> list[tuple[Any, ...]]:
-        """(uid, ts, host, source, evidence, record, message) by row number."""
-        if self._meta is None:
-            cols = ", ".join(sigma_logsource.BASE_COLUMNS)
-            self._meta = self.db.execute(
-                f"SELECT {cols} FROM {self.table} ORDER BY _row"
-            ).fetchall()
+    def meta(self, rows: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+        """(uid, ts, host, source, evidence, record, message) by row number, read for
+        ``rows`` (and kept): only matched rows are read, not the whole table."""
+        missing = sorted(set(rows) - self._meta.keys())
+        cols = ", ".join(sigma_logsource.BASE_COLUMNS)
+        for start in range(0, len(missing), META_BATCH):
+            listed = ", ".join(str(int(r)) for r in missing[start : start + META_BATCH])
+            for row in self.db.execute(
+                f"SELECT _row, {cols} FROM {self.table} WHERE _row IN ({listed})"
+            ).fetchall():
+                self._meta[int(row[0])] = tuple(row[1:])
         return self._meta
+
+    def prefetch(self, rows: Iterable[int], fields: Iterable[str]) -> None:
+        """Read ``fields`` of ``rows`` in a few queries, for ``values`` to answer from: on
+        an engine where each query costs a job (Spark), not one query a finding."""
+        self._fetched = frozenset(f for f in fields if f in self.columns)
+        named = sorted(self._fetched)
+        wanted = sorted(set(rows))
+        if not named:
+            return
+        cols = ", ".join(f"o{self.columns[f]}" for f in named)
+        for start in range(0, len(wanted), META_BATCH):
+            listed = ", ".join(str(int(r)) for r in wanted[start : start + META_BATCH])
+            for row in self.db.execute(
+                f"SELECT _row, {cols} FROM {self.table} WHERE _row IN ({listed})"
+            ).fetchall():
+                self._values[int(row[0])] = {f: v for f, v in zip(named, row[1:], strict=True)}
 
     def values(self, row: int, fields: Sequence[str]) -> dict[str, str]:
         """The given Sigma fields' values on one row (those that have one)."""
         named = [(f, f"o{self.columns[f]}") for f in fields if f in self.columns]
         if not named:
             return {}
+        known = self._values.get(row)
+        if known is not None and all(f in self._fetched for f, _ in named):
+            return {f: known[f] for f, _ in named if known[f]}
         got = self.db.execute(
-            f"SELECT {', '.join(c for _, c in named)} FROM {self.table} WHERE _row = ?", [row]
+            f"SELECT {', '.join(c for _, c in named)} FROM {self.table} WHERE _row = {int(row)}"
         ).fetchone()
         return {f: v for (f, _), v in zip(named, got or (), strict=False) if v}
 
@@ -67,7 +96,7 @@ def _excerpt(matches: Matches, row: int, rule: SigmaRule) -> str:
     if not picked:
         picked = [f"{f}={v[:200]}" for f, v in values.items()][:3]
     if not picked:
-        message = matches.meta()[row][6] or ""
+        message = matches.meta([row])[row][6] or ""
         return str(message)[:300]
     return " | ".join(picked)
 
@@ -92,7 +121,7 @@ def _severity(level: str) -> Severity:
 
 def findings_for(rule: SigmaRule, rows: list[int], matches: Matches) -> list[Finding]:
     """One finding per host the rule matched on, with first/last time and up to 100 uids."""
-    meta = matches.meta()
+    meta = matches.meta(rows)
     by_host: dict[str, list[int]] = collections.defaultdict(list)
     for row in sorted(rows, key=lambda r: (meta[r][1] is None, meta[r][1], meta[r][0])):
         by_host[meta[row][2] or ""].append(row)

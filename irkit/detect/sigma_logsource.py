@@ -347,8 +347,9 @@ def build_table(
         else:  # the partner rows are read for their fields, then left out
             own = variant.filter_sql()
             both = f"({variant.source_sql()}) AND (({own}) OR ({variant.partner.where}))"
+            names = ", ".join([*BASE_COLUMNS, *(columns[f] for f in wanted)])
             selects.append(
-                f"SELECT * EXCLUDE (_own) FROM (SELECT {', '.join(exprs)}, ({own}) AS _own "
+                f"SELECT {names} FROM (SELECT {', '.join(exprs)}, ({own}) AS _own "
                 f"FROM ({inner} WHERE {both})) WHERE _own"
             )
     union = " UNION ALL ".join(selects)

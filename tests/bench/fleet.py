@@ -1,14 +1,18 @@
 """Build a fleet: one exported dataset's events copied as N distinct hosts, and measure
 what runs over it.
 
-Usage: ``python tests/bench/fleet.py DATASET --hosts 1 10 50 [--work DIR] [--json-out F]``
+Usage: ``python tests/bench/fleet.py DATASET --hosts 1 10 50 [--work DIR] [--json-out F]
+[--scan duckdb spark --sigma RULES] [--keep]``
 
 ``build_fleet(dataset, out, hosts)`` rewrites each event's host (``<host>-h007``), its
 ``host_key`` partition, its ``uid`` and ``record`` (so no two hosts share an event) into a
 new dataset of the same layout (docs/dataset.md). ``plant`` adds one rewritten event to
 one host: a test plants a parent-child pair no other host has. The script builds fleets
 of the sizes asked from DATASET (``irkit export`` of the corpus case, say) and times
-``irkit stack`` and ``irkit sql`` over each, in a child process each (wall, its peak RSS).
+``irkit stack`` and ``irkit sql`` over each, in a child process each (wall, its peak RSS),
+and with ``--scan`` ``irkit scan FLEET --sigma RULES --engine E`` for each engine named
+(the findings of one engine's scan are removed before the next). A Spark scan's peak RSS
+is the irkit process and its JVM together.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: Hosts written by one COPY.
+BATCH = 10
+
+
 def build_fleet(dataset: Path, out: Path, hosts: int, plant: dict[str, Any] | None = None) -> int:
     """Write ``hosts`` copies of ``dataset``'s events to ``out``; return the events written.
 
@@ -42,36 +50,46 @@ def build_fleet(dataset: Path, out: Path, hosts: int, plant: dict[str, Any] | No
     db.execute("SET preserve_insertion_order = false")
     glob = _literal(str(dataset / "events" / "**" / "*.parquet"))
     db.execute(f"CREATE VIEW base AS SELECT * FROM read_parquet({glob}, hive_partitioning = true)")
-    db.execute(f"CREATE TABLE numbers AS SELECT range AS n FROM range(1, {hosts + 1})")
-    columns = [str(r[0]) for r in db.execute("DESCRIBE base").fetchall()]
+    db.execute(f"SET temp_directory = {_literal(str(out.parent / (out.name + '.tmp')))}")
+    db.execute("SET memory_limit = '2GB'")
+    # One copy of the events in memory; the hosts written BATCH at a time (one COPY of all
+    # 200 hosts, partitioned, spilled 30 GB).
+    db.execute("CREATE TABLE one AS SELECT * FROM base")
+    columns = [str(r[0]) for r in db.execute("DESCRIBE one").fetchall()]
     suffix = "'-h' || lpad(CAST(n AS VARCHAR), 3, '0')"
     renamed = (
         f"coalesce(host, 'nohost') || {suffix} AS host, "
         f"coalesce(host_key, 'nohost') || {suffix} AS host_key"
     )
-    copies = (
-        f"SELECT * REPLACE ({renamed}, md5(uid || {suffix}) AS uid, "
-        f"record || {suffix} AS record) FROM base CROSS JOIN numbers"
-    )
-    if plant:
-        patch = _literal(json.dumps(plant["fields"]))
-        changed = [f"CAST(json_merge_patch(fields, {patch}) AS VARCHAR) AS fields"]
-        changed += [
-            f'{_literal(str(v))} AS "{k}"' for k, v in plant["fields"].items() if k in columns
-        ]
-        planted = (
-            f"SELECT * REPLACE ({', '.join(changed)}), {int(plant['host'])} AS n "
-            f"FROM base WHERE uid = {_literal(str(plant['uid']))}"
-        )
-        copies += (
-            f" UNION ALL BY NAME SELECT * REPLACE ({renamed}, md5(uid || 'planted') AS uid, "
-            f"record || '-planted' AS record) FROM ({planted})"
-        )
     select = ", ".join(f'"{c}"' for c in columns)
-    db.execute(
-        f"COPY (SELECT {select} FROM ({copies})) TO {_literal(str(out / 'events'))} "
-        "(FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (source, host_key, date))"
-    )
+    for first in range(1, hosts + 1, BATCH):
+        last = min(first + BATCH, hosts + 1)
+        copies = (
+            f"SELECT * REPLACE ({renamed}, md5(uid || {suffix}) AS uid, "
+            f"record || {suffix} AS record) FROM one CROSS JOIN range({first}, {last}) AS r(n)"
+        )
+        if plant and first <= int(plant["host"]) < last:
+            patch = _literal(json.dumps(plant["fields"]))
+            changed = [f"CAST(json_merge_patch(fields, {patch}) AS VARCHAR) AS fields"]
+            changed += [
+                f'{_literal(str(v))} AS "{k}"'
+                for k, v in plant["fields"].items()
+                if k in columns
+            ]
+            planted = (
+                f"SELECT * REPLACE ({', '.join(changed)}), {int(plant['host'])} AS n "
+                f"FROM one WHERE uid = {_literal(str(plant['uid']))}"
+            )
+            copies += (
+                f" UNION ALL BY NAME SELECT * REPLACE ({renamed}, "
+                f"md5(uid || 'planted') AS uid, record || '-planted' AS record) "
+                f"FROM ({planted})"
+            )
+        db.execute(
+            f"COPY (SELECT {select} FROM ({copies})) TO {_literal(str(out / 'events'))} "
+            "(FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (source, host_key, date), "
+            f"FILENAME_PATTERN 'part-b{first:03d}-{{i}}', OVERWRITE_OR_IGNORE)"
+        )
     count = db.execute(
         f"SELECT count(*) FROM read_parquet({_literal(str(out / 'events' / '**' / '*.parquet'))})"
     ).fetchall()[0][0]
@@ -94,9 +112,13 @@ def _timed(args: list[str], work: Path) -> dict[str, Any]:
         )
         watched = psutil.Process(proc.pid)
         while proc.poll() is None:
-            with contextlib.suppress(psutil.Error):
-                peak = max(peak, watched.memory_info().rss)
-            time.sleep(0.02)
+            with contextlib.suppress(psutil.Error):  # the process and its children (a JVM)
+                rss = watched.memory_info().rss
+                for child in watched.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        rss += child.memory_info().rss
+                peak = max(peak, rss)
+            time.sleep(0.05)
     return {
         "command": " ".join(args[:1] + args[2:4]),
         "rc": proc.returncode,
@@ -111,6 +133,9 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--work", type=Path, default=Path("fleet-work"))
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--scan", nargs="*", default=[], choices=["duckdb", "spark"])
+    parser.add_argument("--sigma", type=Path, help="Sigma rules for --scan")
+    parser.add_argument("--keep", action="store_true", help="keep each fleet (else removed)")
     args = parser.parse_args()
     stack_args = ["stack", "parent-child", "--rare", "1", "-f", "csv", "-o", "/dev/null"]
     sql_args = ["sql", "SELECT host, count(*) FROM events GROUP BY 1", "-f", "csv", "-o", "-"]
@@ -130,8 +155,24 @@ def main() -> None:
             "stack": _timed([*stack_args[:1], str(out), *stack_args[1:]], args.work),
             "sql": _timed([*sql_args[:1], str(out), *sql_args[1:]], args.work),
         }
+        for engine in args.scan:
+            for folder in ("findings", "finding_events"):
+                shutil.rmtree(out / folder, ignore_errors=True)
+            scan_args = ["scan", str(out), "-q", "--json", "--engine", engine]
+            if args.sigma:
+                scan_args += ["--sigma", str(args.sigma)]
+            timed = _timed(scan_args, args.work)
+            with contextlib.suppress(ValueError, OSError):
+                report = json.loads((args.work / "stdout.txt").read_text())
+                timed["findings"] = report["findings"]
+                sigma = report["detectors"].get("sigma", {}).get("report", {})
+                timed["sigma_run"] = sigma.get("run")
+                timed["not_run_on_engine"] = sigma.get("not_run", {}).get("not_run_on_engine")
+            row[f"scan_{engine}"] = timed
         print(json.dumps(row), flush=True)
         results.append(row)
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2) + "\n")
 
