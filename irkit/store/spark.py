@@ -71,15 +71,20 @@ class SparkCursor:
         return rows
 
 
-def _value(value: Any) -> Any:
-    """A Spark value as DuckDB gives it: PySpark hands timestamps over naive, in the
-    Python process's local time; lists and structs as lists and tuples."""
-    if isinstance(value, dt.datetime):
+def _value(value: Any, kind: Any) -> Any:
+    """A Spark value of type ``kind`` as DuckDB gives it: a timestamp (PySpark hands it
+    over naive, in the Python process's local time) timezone-aware UTC, a timestamp
+    without time zone naive as it is; lists and structs as lists and tuples."""
+    from pyspark.sql import types
+
+    if value is None:
+        return None
+    if isinstance(kind, types.TimestampType) and isinstance(value, dt.datetime):
         return (value if value.tzinfo else value.astimezone()).astimezone(dt.UTC)
-    if isinstance(value, list):
-        return [_value(v) for v in value]
-    if isinstance(value, tuple):  # a Row
-        return tuple(_value(v) for v in value)
+    if isinstance(kind, types.ArrayType):
+        return [_value(v, kind.elementType) for v in value]
+    if isinstance(kind, types.StructType):
+        return tuple(_value(v, f.dataType) for v, f in zip(value, kind.fields, strict=True))
     return value
 
 
@@ -129,6 +134,7 @@ class SparkConnection:
         self.spark = spark
         self.macros: dict[str, tuple[list[str], Any]] = {}
         self.tables: dict[str, Any] = {}
+        self._changed = False
 
     # -- translation -------------------------------------------------------------------
 
@@ -164,12 +170,10 @@ class SparkConnection:
                 return node
 
             tree = tree.transform(bind, copy=False)
-        for _ in range(8):  # a macro's body may call another
-            tree = tree.transform(self._rewrite, copy=False)
-            if not any(
-                isinstance(node, exp.Anonymous) and str(node.this).lower() in self.macros
-                for node in tree.walk()
-            ):
+        for _ in range(16):  # until nothing changes: a rewrite's result may hold more
+            self._changed = False
+            tree = tree.transform(self._rewrite_once, copy=False)
+            if not self._changed:
                 break
         tree = tree.transform(_hex_cast, copy=False)
         unsupported: list[str] = []
@@ -181,6 +185,15 @@ class SparkConnection:
         if unsupported:
             raise EngineError(f"spark: sqlglot cannot translate: {unsupported[0]}")
         return str(out)
+
+    def _rewrite_once(self, node: Any) -> Any:
+        """``_rewrite``, noting whether it changed anything (an in-place transform does
+        not visit what a rewrite returns: the caller runs it again)."""
+        before = (node.meta.get("escaped"), node.meta.get("hex"))
+        out = self._rewrite(node)
+        if out is not node or (node.meta.get("escaped"), node.meta.get("hex")) != before:
+            self._changed = True
+        return out
 
     def _rewrite(self, node: Any) -> Any:
         from sqlglot import exp
@@ -238,8 +251,8 @@ class SparkConnection:
                 text, pattern = node.expressions
                 if not (isinstance(pattern, exp.Literal) and pattern.is_string):
                     raise EngineError("spark: try_strptime with a computed format")
-                return _call(
-                    "TRY_TO_TIMESTAMP", text.copy(), exp.Literal.string(_java_format(pattern.this))
+                return _call(  # DuckDB's strptime gives a TIMESTAMP without time zone
+                    "TO_TIMESTAMP_NTZ", text.copy(), exp.Literal.string(_java_format(pattern.this))
                 )
             if name == "regexp_escape" and len(node.expressions) == 1:
                 return _call(
@@ -360,7 +373,11 @@ class SparkConnection:
             rows = frame.collect()
         except Exception as exc:
             raise EngineError(f"spark: {_first_line(exc)}") from exc
-        return SparkCursor([tuple(_value(v) for v in row) for row in rows], frame.columns)
+        kinds = [field.dataType for field in frame.schema.fields]
+        return SparkCursor(
+            [tuple(_value(v, k) for v, k in zip(row, kinds, strict=True)) for row in rows],
+            frame.columns,
+        )
 
     def _run(self, sql: str) -> Any:
         try:
@@ -549,13 +566,14 @@ def _literal(value: Any) -> Any:
 
 
 #: The session irkit's SQL needs: UTC; DuckDB's lenient casts and lookups (a missing map
-#: key NULL, not an error); Parquet dates read as written (no Julian rebase: 1601 stays
-#: 1601); partition values as text (a host named 1234 stays text). A pass of many rules
-#: is one huge expression: compiling it to Java (Janino) costs minutes where evaluating it
-#: without generated code costs seconds.
+#: key NULL, not an error; the size of NULL NULL); Parquet dates read as written (no
+#: Julian rebase: 1601 stays 1601); partition values as text (a host named 1234 stays
+#: text). A pass of many rules is one huge expression: compiling it to Java (Janino)
+#: costs minutes where evaluating it without generated code costs seconds.
 SETTINGS: Final = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
+    "spark.sql.legacy.sizeOfNull": "false",  # size(NULL) is NULL, as DuckDB's len
     "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
     "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
