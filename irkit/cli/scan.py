@@ -289,10 +289,20 @@ def _report_line(name: str, report: dict[str, Any]) -> str:
             parts.append(f"{report['below_min_level']:,} below --min-level")
         if report.get("failed"):
             parts.append(f"{len(report['failed']):,} failed")
+        parts += _not_on_engine(report)
         return ", ".join(parts)
     if "rules" in report and isinstance(report["rules"], int):  # analytics
-        return f"{plural(report['rules'], 'rule')} run"
+        return ", ".join([f"{plural(report['rules'], 'rule')} run", *_not_on_engine(report)])
     return ""
+
+
+def _not_on_engine(report: dict[str, Any]) -> list[str]:
+    """The rules another engine (Spark) could not run, named (--json gives the reasons)."""
+    skipped = report.get("not_run_on_engine") or {}
+    if not skipped:
+        return []
+    names = ", ".join(sorted(skipped)[:3]) + (", …" if len(skipped) > 3 else "")
+    return [f"{len(skipped):,} not run on this engine ({names})"]
 
 
 def _sigma_line(report: dict[str, Any]) -> str:
