@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from irkit.detect.sigma_logsource import MACROS
 from irkit.store.case import Case
 from irkit.store.dataset import Dataset
 
@@ -114,15 +115,23 @@ SAME_ANSWER = (
     "SELECT list(len([v FOR v IN json_extract(field('Values'), '$[*]') "
     "IF json_extract_string(v, '$.data') <> '']) ORDER BY k) FROM t",
     "SELECT list(json_extract_string(fields, '$.\"Odd Name\"') ORDER BY k) FROM t",
+    "SELECT list(regexp_full_match(host, '[A-Za-z0-9]+') ORDER BY k) FROM t",
+    "SELECT list(json_exists(fields, '$.\"Odd Name\"') ORDER BY k) FROM t",
+    "SELECT count(*) FROM t WHERE contains(path, '${jndi:ldap:/') OR contains(path, '${::-j}${')",
+    "SELECT list(audit_value(field('Audit')) ORDER BY k) FROM t",
+    "SELECT list(kv(field('Line'), 'exe') ORDER BY k), list(audit_args(field('Line')) ORDER BY k) "
+    "FROM t",
 )
 
 ROWS = (
     ("a", "2024-01-01 10:00:00", "WS01", r"C:\Users\x\AppData\Local\Temp\a.exe",
-     {"Mask": "0x1F", "When": "2024-01-01T10:00:00", "Odd Name": "1",
+     {"Mask": "0x1F", "When": "2024-01-01T10:00:00", "Odd Name": "1", "Audit": "2F62696E2F7368",
+      "Line": 'type=EXECVE a0="ls" a1=2D6C61 exe="/bin/ls"',
       "Values": '[{"name": "x", "data": "1"}, {"name": "y", "data": ""}]'}),
     ("b", "2024-01-01 10:00:30", "WS.02", "WS.02",
-     {"Mask": "255", "When": "not a time", "Values": "[]"}),
-    ("c", None, "ws01", r"c:\temp\b.ps1", {"Mask": "junk"}),
+     {"Mask": "255", "When": "not a time", "Values": "[]", "Audit": '"quoted"',
+      "Line": "a0=id exe=/usr/bin/id"}),
+    ("c", None, "ws01", r"c:\temp\b.ps1", {"Mask": "junk", "Audit": "1234"}),
 )  # fmt: skip
 
 
@@ -139,6 +148,8 @@ def _duckdb_answers(folder: Path) -> tuple[Path, list[Any]]:
     for k, ts, host, path, fields in ROWS:
         db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [k, ts, host, path, json.dumps(fields)])
     db.execute(FIELD_MACRO)
+    for macro in MACROS:
+        db.execute(macro)
     data = folder / "t.parquet"
     db.execute(f"COPY t TO '{data}' (FORMAT PARQUET)")
     return data, [db.execute(sql).fetchall() for sql in SAME_ANSWER]
@@ -159,6 +170,8 @@ def test_spark_gives_duckdb_answers_where_the_words_differ(tmp_path: Path) -> No
     frame.createOrReplaceTempView("t")
     engine = SparkConnection(spark)
     engine.execute(FIELD_MACRO)
+    for macro in MACROS:
+        engine.execute(macro)
     for sql, want in zip(SAME_ANSWER, expected, strict=True):
         got = engine.execute(sql).fetchall()
         assert got == want, (sql, engine.translate(sql))

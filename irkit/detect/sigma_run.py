@@ -14,7 +14,7 @@ from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress, sigma_logsou
 from irkit.detect.sigma import SigmaRule, SigmaRuleSet
 from irkit.detect.sigma_correlation import run_correlations
 from irkit.detect.sigma_findings import Matches, findings_for
-from irkit.errors import is_interrupt
+from irkit.errors import EngineError, is_interrupt
 from irkit.model import ParseWarning, severity_rank
 
 if TYPE_CHECKING:
@@ -217,9 +217,16 @@ def run_sigma(
             if corr.correlation and corr.correlation.get("field"):
                 fields.add(corr.correlation["field"])
         table = f"_irkit_sigma_{index}"
-        columns, present = sigma_logsource.build_table(
-            db, table, ls_variants, fields, keys, source="_irkit_sigma_events"
-        )
+        try:
+            columns, present = sigma_logsource.build_table(
+                db, table, ls_variants, fields, keys, source="_irkit_sigma_events"
+            )
+        except EngineError as exc:  # another engine cannot build the table: its rules said
+            not_on_engine += [
+                {"id": r.id, "title": r.title, "reason": exc.message} for r in group
+            ]
+            progress.advance(len(group))
+            continue
         size = int(db.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
         table_seconds += time.perf_counter() - t0
         if size == 0:

@@ -236,6 +236,12 @@ class SparkConnection:
             return exp.Not(
                 this=exp.Is(this=_call("TRY_PARSE_JSON", *node.expressions), expression=exp.null())
             )
+        if isinstance(node, exp.RegexpFullMatch):  # RE2's full match: anchored at both ends
+            anchored = exp.DPipe(
+                this=exp.DPipe(this=exp.Literal.string("^(?:"), expression=node.expression.copy()),
+                expression=exp.Literal.string(")\\z"),
+            )
+            return exp.RegexpLike(this=node.this.copy(), expression=anchored)
         if isinstance(node, exp.Try):  # DuckDB's try(): NULL where the call fails
             inner = node.this
             if isinstance(inner, exp.Anonymous) and str(inner.this).lower() == "url_decode":
@@ -254,6 +260,15 @@ class SparkConnection:
                 return _call(  # DuckDB's strptime gives a TIMESTAMP without time zone
                     "TO_TIMESTAMP_NTZ", text.copy(), exp.Literal.string(_java_format(pattern.this))
                 )
+            if (
+                name == "json_exists"
+                and len(node.expressions) == 2
+                and _is_fields(node.expressions[0])
+            ):  # the event has the field (a JSON null counts, as in DuckDB)
+                key = _key_of(node.expressions[1])
+                if key is None:
+                    raise EngineError("spark: json_exists with a path other than one key")
+                return _call("MAP_CONTAINS_KEY", exp.column("_f"), exp.Literal.string(key))
             if name == "regexp_escape" and len(node.expressions) == 1:
                 return _call(
                     "REGEXP_REPLACE",
@@ -574,6 +589,7 @@ SETTINGS: Final = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
     "spark.sql.legacy.sizeOfNull": "false",  # size(NULL) is NULL, as DuckDB's len
+    "spark.sql.variable.substitute": "false",  # '${jndi:' in a rule is text, not a variable
     "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
     "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
