@@ -22,18 +22,6 @@ def _reports(summary: ScanSummary) -> dict[str, dict[str, Any]]:
     return {(r.name or r.detector): r.report for r in summary.detectors}
 
 
-def _sigma_files(paths: Sequence[Path]) -> list[Path]:
-    from irkit.detect.sigma import RULE_SUFFIXES
-
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
-        elif path.is_file():
-            files.append(path)
-    return files
-
-
 def scan_rule_sets(
     summary: ScanSummary,
     *,
@@ -64,6 +52,8 @@ def scan_rule_sets(
         )
     if sigma and "sigma" in reports:
         report = reports["sigma"]
+        from irkit.detect.sigma import rule_files as sigma_files
+
         found, loaded = int(report.get("rules_found", 0)), int(report.get("loaded", 0))
         counts = {
             "rules_found": found,
@@ -75,7 +65,7 @@ def scan_rule_sets(
         sets.append(
             rule_set(
                 "sigma",
-                _sigma_files(sigma),
+                sigma_files(sigma),
                 given=sigma,
                 loaded=loaded,
                 skipped=found - loaded,

@@ -111,7 +111,7 @@ def cache_dir() -> Path:
     return Path(base) / "irkit" / "sigma"
 
 
-def _rule_files(paths: Sequence[Path]) -> list[Path]:
+def rule_files(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -147,7 +147,7 @@ def load_sigma(
     ruleset = SigmaRuleSet(paths=[str(p) for p in paths])
     cache = cache_dir()
     checker = _RegexChecker()
-    files = _rule_files(paths)
+    files = rule_files(paths)
     progress.phase("sigma: reading rules", len(files), "files")
     for file in files:
         progress.advance()

@@ -66,7 +66,29 @@ def init_worker(queue: Any) -> None:
     _PROGRESS_QUEUE = queue
 
 
-class _CountingSink(SpoolWriter):
+class _Progress:
+    """Reports a writer's rows to ``_report`` every ``PROGRESS_EVERY`` rows (mixed in
+    before the writer class)."""
+
+    _report: Callable[[int], None]
+    _unreported: int
+
+    def _count(self, count: int) -> None:
+        self._unreported += count
+        if self._unreported >= PROGRESS_EVERY:
+            self._report(self._unreported)
+            self._unreported = 0
+
+    def add(self, row: Any) -> None:
+        super().add(row)  # type: ignore[misc]
+        self._count(1)
+
+    def grown(self, count: int) -> None:
+        super().grown(count)  # type: ignore[misc]
+        self._count(count)
+
+
+class _CountingSink(_Progress, SpoolWriter):
     """A spool writer that also reports progress every few thousand records."""
 
     def __init__(
@@ -77,23 +99,9 @@ class _CountingSink(SpoolWriter):
         report: Callable[[int], None],
         constants: tuple[str, str, str],
     ):
-        super().__init__(directory, stem, batch, constants)
+        SpoolWriter.__init__(self, directory, stem, batch, constants)
         self._report = report
         self._unreported = 0
-
-    def _count(self, count: int) -> None:
-        self._unreported += count
-        if self._unreported >= PROGRESS_EVERY:
-            self._report(self._unreported)
-            self._unreported = 0
-
-    def add(self, row: Any) -> None:
-        super().add(row)
-        self._count(1)
-
-    def grown(self, count: int) -> None:
-        super().grown(count)
-        self._count(count)
 
     def finish(self) -> None:
         # The remainder (< PROGRESS_EVERY) is counted by the parent from the file's stats:
@@ -101,27 +109,13 @@ class _CountingSink(SpoolWriter):
         self.close()
 
 
-class _CountingGroup(GroupWriter):
+class _CountingGroup(_Progress, GroupWriter):
     """A group writer that also reports progress every few thousand records."""
 
     def __init__(self, directory: Path, stem: str, batch: int, report: Callable[[int], None]):
-        super().__init__(directory, stem, batch)
+        GroupWriter.__init__(self, directory, stem, batch)
         self._report = report
         self._unreported = 0
-
-    def _count(self, count: int) -> None:
-        self._unreported += count
-        if self._unreported >= PROGRESS_EVERY:
-            self._report(self._unreported)
-            self._unreported = 0
-
-    def add(self, row: Any) -> None:
-        super().add(row)
-        self._count(1)
-
-    def grown(self, count: int) -> None:
-        super().grown(count)
-        self._count(count)
 
 
 def _reporter(task: int, report: Callable[[int], None] | None) -> Callable[[int], None]:
