@@ -2,7 +2,10 @@
 
 ``_evtxflat.c`` holds C twins of :func:`irkit.sources.evtx.flatten.flatten_event_py` and
 :meth:`irkit.sources.messages.MessageCatalog.render_py`, with the same output (the tests compare
-them on every corpus record). It is built by ``pip install`` where a C compiler exists;
+them on every corpus record), the per-record loop of the fast engine (``rows``), and the
+spool's row columns (``Column``: Arrow buffers, no Python object per row; the loop writes
+a record's row, message and fields JSON into them straight from its JSON text). It is
+built by ``pip install`` where a C compiler exists;
 without it irkit runs the Python versions, about 2x slower to parse. Setting
 ``IRKIT_PURE_PYTHON=1`` makes irkit ignore a built accelerator.
 """

@@ -412,3 +412,210 @@ def test_fused_reader_reads_or_gives_up(text: str, reads: bool) -> None:
     assert (got is not None) == reads
     if got is not None:
         assert got == _reference(text)
+
+
+# ---- The native reader and the C columns (rows() into ``Column``s) ----
+
+
+def _native(text: str) -> tuple[list[tuple[str, str]], int] | None:
+    assert speedups is not None
+    got = speedups.native(text)
+    return None if got is None else (got[0], got[1])
+
+
+@needs_c
+@pytest.mark.corpus
+def test_native_reader_equals_the_reference_on_every_corpus_record(corpus: Path) -> None:
+    """The reader with no Python object per field never differs from the reference, and
+    gives up on few records (those then go the dict path)."""
+    count = gave_up = 0
+    for folder in EVTX_CORPUS_DIRS:
+        for path in sorted((corpus / folder).rglob("*")):
+            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
+                continue
+            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                records = list(parser.records_json())
+            for record in records:
+                got = _native(record["data"])
+                count += 1
+                if got is None:
+                    gave_up += 1
+                    continue
+                assert got == _reference(record["data"]), (path, record["event_record_id"])
+    assert count >= 35_578
+    assert gave_up < count // 100
+
+
+@needs_c
+@settings(max_examples=600, deadline=None)
+@given(_pairs(_pairs(_json_text)), st.sampled_from(["", " ", "\n  "]))
+def test_native_reader_equals_the_reference_on_generated_json(text: str, pad: str) -> None:
+    text = text.replace(",", "," + pad).replace(":", pad + ":")
+    try:
+        want = _reference(text)
+    except (AttributeError, TypeError):
+        return
+    got = _native(text)
+    if got is not None:
+        assert got == want
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ('{"Event":{"System":{"EventID":4624,"Channel":"Security"},"EventData":{"A":"b"}}}', True),
+        ('{"Event":{"#attributes":{"xmlns":"x"},"System":{"Provider":{"#attributes":'
+         '{"Name":"P","Guid":"{ab-cd}"}},"TimeCreated":{"#attributes":{"SystemTime":"t"}},'
+         '"Execution":{"#attributes":{"ProcessID":4,"ThreadID":null}},"Correlation":{'
+         '"#attributes":{"ActivityID":"{x-y}"}},"EventID":{"#attributes":{"Qualifiers":0},'
+         '"#text":7}},"EventData":{"EventID":"again","Data":{"#text":["a","b"]}}}}', True),
+        ('{"Event":{"EventData":{"A":"\\u00e9\\n\\ud83d\\ude00","B":-7,"C":true,"D":null}}}',
+         True),
+        ('{"Event":{"EventData":{"Data":[{"#text":"x"},2,null,true]},"UserData":{"U":{}}}}', True),
+        ('{"Event":{"UserData":{"X":{"#attributes":{"xmlns:a":"n","k":1},"Y":[1,{"Z":"z"}]}}}}',
+         True),
+        ('{"Event":{"EventData":{"A":1.5}}}', False),  # floats: the dict path
+        ('{"Event":{"EventData":{"A":"1","A":"2"}}}', False),  # repeated: orjson keeps the last
+        ('{"Event":{"EventData":{"A":1},"System":{"EventID":1}}}', False),
+        ('{"Event":{"System":{"Provider":{"#attributes":{"Guid":"é"}}}}}', False),
+        ('{"Event":{"System":{"TimeCreated":{"#attributes":"x"}}}}', False),
+        ('{"Event":null}', False),
+        ('{"Other":1}', False),
+        ('{"Event":{"EventData":{"s":"\\ud800"}}}', False),
+        ('{"Event":{}} x', False),
+    ],
+)  # fmt: skip
+def test_native_reader_reads_or_gives_up(text: str, reads: bool) -> None:
+    got = _native(text)
+    assert (got is not None) == reads
+    if got is not None:
+        assert got == _reference(text)
+
+
+def _c_rows(
+    records: list[dict[str, Any]], into_columns: bool, keys: Any = None
+) -> list[tuple[Any, ...]]:
+    """``speedups.rows`` over ``records``, into lists or into C Columns, as 9-tuples."""
+    from irkit.sources.evtx.rows import TS_DESC, TS_DESC_HEADER, RecordKeys, header_time
+    from irkit.sources.messages import one_line
+
+    assert speedups is not None
+    resolved, resolve = load_catalog().render_state()
+    make = speedups.Column if into_columns else list
+    out = tuple(make() for _ in range(9))
+    keys = RecordKeys() if keys is None else keys
+    rows: list[tuple[Any, ...]] = []
+    it = iter(records)
+    while True:
+        odd = speedups.rows(
+            it, out, 1000, keys, None, orjson.loads, orjson.dumps, header_time, resolved,
+            resolve, one_line, TS_DESC, TS_DESC_HEADER,
+        )  # fmt: skip
+        columns = [c.to_list() if into_columns else list(c) for c in out]  # type: ignore[attr-defined]
+        if into_columns:
+            for column in out:
+                column.take()  # type: ignore[attr-defined]
+        else:
+            for column in out:
+                column.clear()  # type: ignore[attr-defined]
+        rows += list(zip(*columns, strict=True))
+        if odd is None:
+            return rows
+        if odd is not True:
+            rows.append(("odd", odd["event_record_id"]))
+
+
+def _as_text(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [tuple(v.decode() if isinstance(v, bytes) else v for v in row) for row in rows]
+
+
+@needs_c
+@pytest.mark.corpus
+def test_rows_into_columns_equal_rows_into_lists_on_every_corpus_file(corpus: Path) -> None:
+    """The native path (fields, message, JSON written from C slices) against the dict
+    path (orjson.dumps of the fields), whole rows, every corpus record."""
+    count = 0
+    for folder in EVTX_CORPUS_DIRS:
+        for path in sorted((corpus / folder).rglob("*")):
+            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
+                continue
+            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                records = [r for r in parser.records_json() if isinstance(r, dict)]
+            assert _c_rows(records, True) == _as_text(_c_rows(records, False)), path
+            count += len(records)
+    assert count >= 35_578
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(_pairs(_json_text), st.text(max_size=30), st.integers(min_value=1, max_value=9))
+def test_rows_into_columns_equal_rows_into_lists_on_generated_json(
+    sections: str, value: str, rid: int
+) -> None:
+    """Control characters, quotes, non-ASCII and long values through both paths."""
+    event = orjson.dumps(
+        {"System": {"EventID": 4624, "Channel": "Security", "EventRecordID": rid},
+         "EventData": {"TargetUserName": value, "Other": value * 40}}
+    ).decode()  # fmt: skip
+    records = [
+        {"data": text, "event_record_id": rid, "timestamp": "2020-01-01 00:00:00.5 UTC"}
+        for text in (
+            '{"Event":' + event + "}",
+            '{"Event":{"System":{"EventID":1},"UserData":' + sections + "}}",
+            '{"Event":' + sections + "}",
+        )
+    ]
+    try:
+        want = _as_text(_c_rows(records, False))
+    except (AttributeError, TypeError, ValueError):
+        return  # the reference itself fails on this shape
+    assert _c_rows(records, True) == want
+
+
+@needs_c
+def test_column_buffers() -> None:
+    import pyarrow as pa
+
+    from irkit.store.spool import _string_array
+
+    assert speedups is not None
+    column = speedups.Column()
+    column.append("a")
+    column.append(b"\xc3\xa9")
+    column.append(None)
+    column += ["", "\u20ac"]
+    assert len(column) == 5
+    assert column.to_list() == ["a", "é", None, "", "€"]
+    column.truncate(2)
+    column.append(None)
+    assert column.to_list() == ["a", "é", None]
+    with pytest.raises(TypeError):
+        column.append(1)
+    assert _string_array(column).equals(pa.array(["a", "é", None], pa.string()))
+    assert len(column) == 0
+    column.append(b"\xff")
+    with pytest.raises(pa.ArrowInvalid):
+        _string_array(column)  # bytes appended are checked as the binary cast checked them
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=60), st.booleans())
+def test_c_record_keys_are_record_keys(rids: list[int], into_columns: bool) -> None:
+    """Repeats, new ranges and ids back in old ranges: the C loop's keys are
+    ``RecordKeys.key``'s, and it leaves the same ranges behind."""
+    from irkit.sources.evtx.rows import RecordKeys
+
+    records = [
+        {"data": f'{{"Event":{{"System":{{"EventRecordID":{rid}}}}}}}', "event_record_id": rid,
+         "timestamp": "2020-01-01 00:00:00 UTC"}
+        for rid in rids
+    ]  # fmt: skip
+    want, got = RecordKeys(), RecordKeys()
+    assert [row[8] for row in _c_rows(records, into_columns, got)] == [want.key(r) for r in rids]
+    assert (got.ranges(), got.ordinal) == (want.ranges(), want.ordinal)

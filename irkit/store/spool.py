@@ -53,15 +53,16 @@ def uid(sha256: str, record: str, ts_desc: str) -> str:
     return hashlib.md5(f"{sha256}|{record}|{ts_desc}".encode(), usedforsecurity=False).hexdigest()
 
 
-def to_timestamps(texts: list[str]) -> Any:
-    """ISO 8601 texts (Z or +00:00, up to 9 fraction digits) as UTC microsecond timestamps."""
+def to_timestamps(texts: Any) -> Any:
+    """ISO 8601 texts (Z or +00:00, up to 9 fraction digits) as UTC microsecond timestamps;
+    ``texts`` a list of str or an Arrow string array."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     kind = pa.timestamp("us", tz="UTC")
-    array = pc.replace_substring_regex(
-        pa.array(texts, pa.string()), pattern=r"(\.\d{6})\d+", replacement=r"\1"
-    )
+    if isinstance(texts, list):
+        texts = pa.array(texts, pa.string())
+    array = pc.replace_substring_regex(texts, pattern=r"(\.\d{6})\d+", replacement=r"\1")
     try:
         return pc.cast(array, kind)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -76,6 +77,38 @@ def to_timestamps(texts: list[str]) -> Any:
             except (TypeError, ValueError):
                 values.append(None)
         return pa.array(values, kind)
+
+
+def _string_array(values: Any) -> Any:
+    """A column (a list of str, or a C ``Column``, which this empties) as an Arrow string
+    array."""
+    import pyarrow as pa
+
+    if isinstance(values, list):
+        return pa.array(values, pa.string())
+    count, nulls, validity, offsets, data, raw = values.take()
+    array = pa.Array.from_buffers(
+        pa.string(),
+        count,
+        [
+            None if validity is None else pa.py_buffer(validity),
+            pa.py_buffer(offsets),
+            pa.py_buffer(data),
+        ],
+        null_count=nulls,
+    )
+    if raw:  # bytes were appended: UTF-8 as the cast from binary checked it
+        array.validate(full=True)
+    return array
+
+
+def _new_column() -> Any:
+    """An empty row column: a C ``Column`` (Arrow buffers, no object per row) when the
+    accelerator is built, else a list."""
+    return [] if _Column is None else _Column()
+
+
+_Column: Any = getattr(speedups, "Column", None)
 
 
 def _constant(value: str | list[str], count: int) -> Any:
@@ -100,43 +133,54 @@ def build_table(
 
 
 def build_table_columns(
-    columns: tuple[list[Any], ...],
+    columns: tuple[Any, ...],
     source: str | list[str],
     evidence: str | list[str],
     sha256: str | list[str],
-    uids: list[str] | None = None,
+    uids: Any = None,
 ) -> Any:
-    """:func:`build_table` from the rows' columns (one list per name of ``ROW_COLUMNS``);
-    ``uids``, when given, are the rows' uids already made."""
+    """:func:`build_table` from the rows' columns (one list, or one C ``Column``, which
+    this empties, per name of ``ROW_COLUMNS``); ``uids``, when given, are the rows' uids
+    already made (a list or a ``Column``)."""
     import pyarrow as pa
 
     by_name = dict(zip(ROW_COLUMNS, columns, strict=True))
     count = len(columns[0])
-    shas = [sha256] * count if isinstance(sha256, str) else sha256
-    if uids is None and speedups is not None and isinstance(sha256, str):
-        uids = speedups.uids(sha256, by_name["record"], by_name["ts_desc"])
-    elif uids is None:
-        uids = [
-            uid(sha, record, desc)
-            for sha, record, desc in zip(shas, by_name["record"], by_name["ts_desc"], strict=True)
-        ]
+    records, descs = by_name["record"], by_name["ts_desc"]
+    if uids is None and not isinstance(records, list):
+        if isinstance(sha256, str) and speedups is not None:
+            uids = speedups.Column()
+            speedups.uids_into(uids, sha256, records, descs, 0, count)
+        else:
+            records, descs = records.to_list(), descs.to_list()
+    if uids is None:
+        shas = [sha256] * count if isinstance(sha256, str) else sha256
+        if speedups is not None and isinstance(sha256, str):
+            uids = speedups.uids(sha256, records, descs)
+        else:
+            uids = [uid(sha, r, d) for sha, r, d in zip(shas, records, descs, strict=True)]
+    fields = by_name["fields"]
     arrays: dict[str, Any] = {
-        "uid": pa.array(uids, pa.string()),
-        "ts": to_timestamps(by_name["ts"]),
+        "uid": _string_array(uids),
+        "ts": to_timestamps(
+            by_name["ts"] if isinstance(by_name["ts"], list) else _string_array(by_name["ts"])
+        ),
         # fields travel as the UTF-8 bytes orjson wrote: no decode, no re-encode.
-        "fields": pa.array(by_name["fields"], pa.binary()).cast(pa.string()),
+        "fields": pa.array(fields, pa.binary()).cast(pa.string())
+        if isinstance(fields, list)
+        else _string_array(fields),
         "source": _constant(source, count),
         "evidence": _constant(evidence, count),
         "evidence_sha256": _constant(sha256, count),
     }
     for name in ROW_COLUMNS:
         if name not in arrays:
-            arrays[name] = pa.array(by_name[name], pa.string())
+            arrays[name] = _string_array(by_name[name])
     return pa.Table.from_arrays([arrays[n] for n in EVENT_COLUMNS], names=list(EVENT_COLUMNS))
 
 
-def _no_rows() -> tuple[list[Any], ...]:
-    return tuple([] for _ in ROW_COLUMNS)
+def _no_rows() -> tuple[Any, ...]:
+    return tuple(_new_column() for _ in ROW_COLUMNS)
 
 
 class SpoolWriter:
@@ -171,7 +215,7 @@ class SpoolWriter:
         if len(self.columns[0]) >= self.batch:
             self.flush()
 
-    def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
+    def open_columns(self) -> tuple[tuple[Any, ...], int]:
         """The pending columns and the room left in this batch, for a producer that
         appends whole rows to them directly (at most ``room``) and then calls
         :meth:`grown`: no row tuples to take apart again."""
@@ -191,12 +235,13 @@ class SpoolWriter:
             return
         import pyarrow.parquet as pq
 
+        pending = self.pending  # a C Column is emptied as its table is made
         table = self._table()
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{self.stem}-{len(self.parts):05d}.parquet"
         pq.write_table(table, path, compression="snappy")
         self.parts.append(str(path))
-        self.total += self.pending
+        self.total += pending
         self.columns = _no_rows()
 
     def close(self) -> None:
@@ -204,8 +249,8 @@ class SpoolWriter:
         if self.parts or self.to_disk:
             self.flush()
         elif self.pending:
-            self.tables = [self._table()]
             self.total += self.pending
+            self.tables = [self._table()]
             self.columns = _no_rows()
 
     def discard(self) -> None:
@@ -247,14 +292,17 @@ class GroupWriter(SpoolWriter):
     def abandon(self) -> None:
         """Take the current file's rows back out (it failed)."""
         for column in self.columns:
-            del column[self.start :]
+            if isinstance(column, list):
+                del column[self.start :]
+            else:
+                column.truncate(self.start)
 
     def add(self, row: Row) -> None:
         """Take one row (a part is cut only between files)."""
         for column, value in zip(self.columns, row, strict=True):
             column.append(value)
 
-    def open_columns(self) -> tuple[tuple[list[Any], ...], int]:
+    def open_columns(self) -> tuple[tuple[Any, ...], int]:
         """The pending columns, and room for a batch more (a file is never cut)."""
         return self.columns, self.batch
 
@@ -264,16 +312,19 @@ class GroupWriter(SpoolWriter):
     def _table(self) -> Any:
         by_name = dict(zip(ROW_COLUMNS, self.columns, strict=True))
         records, descs = by_name["record"], by_name["ts_desc"]
-        uids: list[str] = []
+        direct = not isinstance(records, list) and speedups is not None
+        uids: Any = speedups.Column() if direct and speedups is not None else []
         sources: list[str] = []
         evidence: list[str] = []
         shas: list[str] = []
         at = 0
         for rows, source, display, sha in self.segments:
-            mine, kinds = records[at : at + rows], descs[at : at + rows]
-            if speedups is not None:
-                uids += speedups.uids(sha, mine, kinds)
+            if direct and speedups is not None:
+                speedups.uids_into(uids, sha, records, descs, at, rows)
+            elif speedups is not None:
+                uids += speedups.uids(sha, records[at : at + rows], descs[at : at + rows])
             else:
+                mine, kinds = records[at : at + rows], descs[at : at + rows]
                 uids += [uid(sha, r, d) for r, d in zip(mine, kinds, strict=True)]
             sources += [source] * rows
             evidence += [display] * rows
@@ -288,12 +339,13 @@ class GroupWriter(SpoolWriter):
             return
         import pyarrow.parquet as pq
 
+        pending = self.pending  # a C Column is emptied as its table is made
         table = self._table()
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{self.stem}-{len(self.parts):05d}{GROUPED}"
         pq.write_table(table, path, compression="snappy")
         self.parts.append(str(path))
-        self.total += self.pending
+        self.total += pending
         self.columns = _no_rows()
         self.segments = []
 
