@@ -4,6 +4,7 @@ back by DuckDB and pyarrow (pandas' engine) as they find it."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -267,3 +268,46 @@ def test_scan_of_a_dataset_finds_what_the_scan_of_its_case_finds(
     assert sorted(listed.stdout.splitlines()) == sorted(from_case.stdout.splitlines())
     refused = run_irkit("scan", str(out), "--yara", str(tmp_path))
     assert refused.returncode == 2 and "dataset holds events only" in refused.stderr
+
+
+DESCRIBE = "SELECT column_name, column_type FROM (DESCRIBE events)"
+
+
+def test_a_scan_copies_the_events_in_sorted_batches_with_their_partition_types(
+    cases: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Dataset.materialise``: every event once, each batch of files sorted by log and
+    event id (what lets a rule's filter skip row groups), and a host key of digits read as
+    text, in the view and in the copy alike."""
+    from irkit.store import dataset as dataset_module
+
+    first, second = cases
+    out = tmp_path / "ds"
+    for case in (first, second):
+        assert run_irkit("export", str(case), "--out", str(out), "-q").returncode == 0
+    # One host's folder renamed to digits: a type guessed from names would make it a number.
+    folder = next((out / "events").glob("source=*/host_key=*"))
+    folder.rename(folder.with_name("host_key=1234"))
+    monkeypatch.setattr(dataset_module, "MATERIALISE_BYTES", 4096)  # many small batches
+    with dataset_module.Dataset(out) as data:
+        before = sorted(data.db.execute("SELECT uid, host_key, date FROM events").fetchall())
+        kinds = dict(data.db.execute(DESCRIBE).fetchall())
+        batches = dataset_module._batches(sorted(out.glob("events/**/*.parquet")), 4096)
+        (tmp_path / "scratch").mkdir()
+        data.materialise(tmp_path / "scratch")
+        after = sorted(data.db.execute("SELECT uid, host_key, date FROM events").fetchall())
+        copied = dict(data.db.execute(DESCRIBE).fetchall())
+        order = data.db.execute(
+            "SELECT artifact, event_id FROM scratch.events ORDER BY rowid"
+        ).fetchall()
+    order = [tuple((v is None, v or "") for v in row) for row in order]  # NULLs sort last
+    assert len(batches) > 2
+    assert after == before and len(before) > 20
+    assert kinds["host_key"] == copied["host_key"] == "VARCHAR"
+    assert kinds["date"] == copied["date"] == "DATE"
+    assert "1234" in {row[1] for row in after}
+    # The copy is runs of sorted rows, one run a batch (a new run starts where the order
+    # goes back), not one run for all (the osquery and EVTX cases' logs are interleaved
+    # across batches) and not unsorted.
+    runs = 1 + sum(1 for a, b in itertools.pairwise(order) if b < a)
+    assert 1 < runs <= len(batches)

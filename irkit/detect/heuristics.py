@@ -277,47 +277,49 @@ def _walk(
 
 # --- running -------------------------------------------------------------------------------
 
+#: Each heuristic's matches grouped per host and key, from the narrow columns only: the
+#: wide ones (``fields``, ``message``…) of every event would be read once per heuristic
+#: otherwise, which on millions of events costs more than the rule (#16). The first
+#: event's wide columns are read once for all heuristics (``_first_rows``).
 _GROUPED: Final = """
 WITH hits AS (
     SELECT DISTINCT uid, coalesce(CAST(key AS VARCHAR), '') AS key FROM ({body}) AS rule_hits
-),
-matched AS (
-    SELECT e.uid, e.ts, coalesce(e.host, '') AS host, e.source, e.evidence, e.record,
-           e.fields, e.message, hits.key
-    FROM events AS e JOIN hits ON e.uid = hits.uid
 )
-SELECT host, key,
-       strftime(min(ts), '{iso}'), strftime(max(ts), '{iso}'), count(*),
-       list(uid ORDER BY ts, uid),
-       first(source ORDER BY ts, uid), first(evidence ORDER BY ts, uid),
-       first(record ORDER BY ts, uid), first(fields ORDER BY ts, uid),
-       first(message ORDER BY ts, uid)
-FROM matched
-GROUP BY host, key
-ORDER BY min(ts), host, key
+SELECT coalesce(e.host, '') AS host, hits.key,
+       strftime(min(e.ts), '{iso}'), strftime(max(e.ts), '{iso}'), count(*),
+       list(e.uid ORDER BY e.ts, e.uid)
+FROM events AS e JOIN hits ON e.uid = hits.uid
+GROUP BY coalesce(e.host, ''), hits.key
+ORDER BY min(e.ts), coalesce(e.host, ''), hits.key
 """
 
-#: ``_GROUPED`` in Spark SQL (``--engine spark``): the same rows, the same order (DuckDB
-#: sorts NULL last; Spark's ``array_sort`` and ``min_by`` are given that order).
+#: ``_GROUPED`` in Spark SQL (``--engine spark``), over the rule's hits collected first
+#: (``_irkit_hits``; most rules have none, and then this query is not run): the same
+#: rows, the same order (DuckDB sorts NULL last; Spark's ``array_sort`` is given that
+#: order).
 _GROUPED_SPARK: Final = """
-WITH hits AS (
-    SELECT DISTINCT uid, coalesce(CAST(key AS STRING), '') AS key FROM ({body}) AS rule_hits
-),
-matched AS (
-    SELECT e.uid, e.ts, coalesce(e.host, '') AS host, e.source, e.evidence, e.record,
-           e.fields, e.message, hits.key, struct(e.ts IS NULL, e.ts, e.uid) AS _o
-    FROM events AS e JOIN hits ON e.uid = hits.uid
+WITH matched AS (
+    SELECT /*+ BROADCAST(hits) */ e.uid, e.ts, coalesce(e.host, '') AS host, hits.key,
+           struct(e.ts IS NULL, e.ts, e.uid) AS _o
+    FROM events AS e JOIN _irkit_hits AS hits ON e.uid = hits.uid
 )
 SELECT host, key,
        date_format(min(ts), "{iso}"), date_format(max(ts), "{iso}"), count(*),
-       transform(array_sort(collect_list(struct(_o, uid))), x -> x.uid),
-       min_by(source, _o), min_by(evidence, _o), min_by(record, _o), min_by(fields, _o),
-       min_by(message, _o)
+       transform(array_sort(collect_list(struct(_o, uid))), x -> x.uid)
 FROM matched
 GROUP BY host, key
 ORDER BY min(ts) ASC NULLS LAST, host, key
 """
+_HITS_SPARK: Final = (
+    "SELECT DISTINCT uid, coalesce(CAST(key AS STRING), '') AS key FROM ({body}) AS rule_hits"
+)
 _ISO_SPARK: Final = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'+00:00'"
+#: The first events' wide columns, read this many a query (a literal IN list).
+FIRST_BATCH: Final = 5000
+
+#: (host, key, first, last, count, uids) of one finding; the first event's (source,
+#: evidence, record, fields, message) come from ``_first_rows``.
+_Group = tuple[str, str, str, str, int, list[str]]
 
 
 def run_heuristics(
@@ -337,11 +339,12 @@ def run_heuristics(
     counts: dict[str, int] = {}
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    grouped: list[tuple[Heuristic, list[_Group]]] = []
     progress.phase("heuristics", len(chosen), "rules")
     for heuristic in chosen:
         started = time.perf_counter()
         try:
-            found = _run_one(case.db, heuristic)
+            groups = _run_one(case.db, heuristic)
         except EngineError as exc:  # another engine cannot run it: said, not a failure
             skipped[heuristic.id] = exc.message
             continue
@@ -351,8 +354,11 @@ def run_heuristics(
         finally:
             timings[heuristic.id] = round(time.perf_counter() - started, 3)
             progress.advance()
-        counts[heuristic.id] = len(found)
-        result.findings += found
+        counts[heuristic.id] = len(groups)
+        grouped.append((heuristic, groups))
+    firsts = _first_rows(case.db, {g[5][0] for _, groups in grouped for g in groups})
+    for heuristic, groups in grouped:
+        result.findings += _findings(heuristic, groups, firsts)
     progress.done()
     result.report = {
         "heuristics": len(chosen),
@@ -365,7 +371,7 @@ def run_heuristics(
     return result
 
 
-def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[Finding]:
+def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[_Group]:
     import duckdb
 
     problems = check_sql(heuristic.sql)
@@ -374,25 +380,65 @@ def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[Findin
     if getattr(db, "dialect", "duckdb") != "duckdb":  # Spark: the rule translated
         engine: Any = db
         body = engine.translate(heuristic.sql)
-        rows = engine.query(_GROUPED_SPARK.format(body=body, iso=_ISO_SPARK)).fetchall()
-        return _findings(heuristic, rows)
-    sql = _GROUPED.format(body=heuristic.sql, iso=_ISO)
-    try:
-        rows = db.execute(sql).fetchall()
-    except duckdb.Error as exc:
-        raise IrkitError(f"SQL failed: {one_line(str(exc))}") from exc
-    return _findings(heuristic, rows)
+        hits = engine.query(_HITS_SPARK.format(body=body)).fetchall()
+        if not hits:
+            return []
+        engine.register("_irkit_hits", "uid string, key string", hits)
+        rows = engine.query(_GROUPED_SPARK.format(iso=_ISO_SPARK)).fetchall()
+    else:
+        try:
+            rows = db.execute(_GROUPED.format(body=heuristic.sql, iso=_ISO)).fetchall()
+        except duckdb.Error as exc:
+            raise IrkitError(f"SQL failed: {one_line(str(exc))}") from exc
+    return [(h, k, first, last, int(n), list(uids)) for h, k, first, last, n, uids in rows]
 
 
-def _findings(heuristic: Heuristic, rows: Sequence[Sequence[Any]]) -> list[Finding]:
+def _first_rows(db: duckdb.DuckDBPyConnection, uids: set[str]) -> dict[str, tuple[Any, ...]]:
+    """(source, evidence, record, fields, message) of each event in ``uids``: one read of
+    the wide columns for every heuristic's findings. An uid held by more than one event
+    (a log parsed twice) gives the least of its rows, so the choice does not depend on
+    the engine's order."""
+    import duckdb
+
+    found: dict[str, tuple[Any, ...]] = {}
+    wanted = sorted(uids)
+    for start in range(0, len(wanted), FIRST_BATCH):
+        listed = ", ".join(_literal(u) for u in wanted[start : start + FIRST_BATCH])
+        try:
+            rows = db.execute(
+                "SELECT uid, source, evidence, record, fields, message FROM events "
+                f"WHERE uid IN ({listed})"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise IrkitError(f"reading the matched events failed: {one_line(str(exc))}") from exc
+        for uid, *rest in rows:
+            row = tuple(rest)
+            known = found.get(uid)
+            if known is None or _order(row) < _order(known):
+                found[uid] = row
+    return found
+
+
+def _order(row: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    return tuple((value is None, "" if value is None else str(value)) for value in row)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _findings(
+    heuristic: Heuristic, groups: Sequence[_Group], firsts: Mapping[str, tuple[Any, ...]]
+) -> list[Finding]:
     findings = []
-    for host, key, first, last, count, uids, source, evidence, record, fields, message in rows:
+    for host, key, first, last, count, uids in groups:
+        source, evidence, record, fields, message = firsts.get(uids[0], (None,) * 5)
         details = {"key": key} if key else {}
         findings.append(
             Finding(
                 ts=first,
                 last_seen=last,
-                count=int(count),
+                count=count,
                 severity=heuristic.level,
                 detector=DETECTOR,
                 rule=heuristic.id,

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,10 @@ from irkit.errors import CaseError, EngineError, IrkitError, UsageError
 DIALECT: Final = "spark"
 #: Spark's memory in local mode (``IRKIT_SPARK_MEMORY`` overrides).
 LOCAL_MEMORY: Final = "4g"
+#: Where a Spark scan keeps its sorted copy of the events, under the dataset (removed after).
+SCRATCH: Final = "_irkit/scratch"
+#: Parquet row groups of that copy: small, so a rule's filter skips most of them.
+ROW_GROUP_BYTES: Final = 8 * 1024 * 1024
 
 _MACRO = re.compile(
     r"\s*CREATE\s+OR\s+REPLACE\s+TEMP\s+MACRO\s+(\w+)\s*\(([^)]*)\)\s+AS\s+(.*)\Z",
@@ -381,6 +386,12 @@ class SparkConnection:
             return SparkCursor([])
         return self.query(self.translate(sql, params or ()))
 
+    def register(self, name: str, schema: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``rows`` as the temporary view ``name`` (``schema``: Spark DDL, ``"uid
+        string, key string"``): a few values from the driver a query joins with."""
+        frame = self.spark.createDataFrame(list(rows), schema=schema)
+        frame.createOrReplaceTempView(name)
+
     def query(self, sql: str) -> SparkCursor:
         """Run Spark SQL as written (irkit's own wrappers around translated rules)."""
         frame = self._run(sql)
@@ -595,6 +606,8 @@ SETTINGS: Final = {
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    # A dataset's files are small (a host, source and day each): pack many a task.
+    "spark.sql.files.openCostInBytes": "65536",
     "spark.ui.showConsoleProgress": "false",
     "spark.ui.enabled": "false",
 }
@@ -662,10 +675,10 @@ class SparkDataset:
         self.spark = session if session is not None else spark_session(master)
         if session is not None:
             configure(session)
-        from pyspark import StorageLevel
         from pyspark.sql import functions
 
-        events = (uri.rstrip("/") if uri else str(root)) + "/events"
+        base = uri.rstrip("/") if uri else str(root)
+        events = base + "/events"
         try:
             frame = self.spark.read.option("basePath", events).parquet(events)
         except Exception as exc:
@@ -673,7 +686,21 @@ class SparkDataset:
         frame = frame.withColumn("date", functions.col("date").cast("date")).withColumn(
             "_f", functions.from_json(functions.col("fields"), "map<string,string>")
         )
-        self._events = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        # A dataset is many small files (one a host, source and day): read once, with
+        # the fields parsed, and written again as a few files sorted by log and event id
+        # in small row groups, so each rule reads the row groups its log and ids are in.
+        self.scratch = f"{base}/{SCRATCH}/scan-{uuid.uuid4().hex}"
+        try:
+            frame.sortWithinPartitions("artifact", "event_id").write.option(
+                "parquet.block.size", str(ROW_GROUP_BYTES)
+            ).parquet(self.scratch)
+            self._events = self.spark.read.parquet(self.scratch)
+        except Exception as exc:
+            self._delete_scratch()
+            raise CaseError(
+                f"Spark cannot copy the events to {self.scratch}: {_first_line(exc)}",
+                hint="the dataset's _irkit/ folder must be writable (findings go there too)",
+            ) from exc
         self._events.createOrReplaceTempView("events")
         self._db = SparkConnection(self.spark)
         self._count: int | None = None
@@ -701,5 +728,14 @@ class SparkDataset:
     def close(self) -> None:
         for frame in self._db.tables.values():
             frame.unpersist()
-        self._events.unpersist()
         self.spark.catalog.dropTempView("events")
+        self._delete_scratch()
+
+    def _delete_scratch(self) -> None:
+        """Remove the scan's copy of the events (any file system Spark writes to)."""
+        with contextlib.suppress(Exception):
+            jvm = self.spark.sparkContext._jvm
+            path = jvm.org.apache.hadoop.fs.Path(self.scratch)
+            path.getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration()).delete(
+                path, True
+            )
