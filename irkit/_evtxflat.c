@@ -842,6 +842,32 @@ md5_hex(const uint8_t *data, size_t size, char hex[32])
         }
 }
 
+/* md5_hex() of sha + "|" + rec + "|" + desc, put together in *buf (*cap bytes, made
+ * larger when it must be): 0, or -1 with MemoryError set. */
+static inline int
+uid_hex(char **buf, size_t *cap, const char *sha, Py_ssize_t sha_len, const char *rec,
+        Py_ssize_t rec_len, const char *desc, Py_ssize_t desc_len, char hex[32])
+{
+    size_t need = (size_t)sha_len + (size_t)rec_len + (size_t)desc_len + 2;
+    if (need > *cap) {
+        char *bigger = PyMem_Realloc(*buf, need);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *buf = bigger;
+        *cap = need;
+    }
+    char *b = *buf;
+    memcpy(b, sha, (size_t)sha_len);
+    b[sha_len] = '|';
+    memcpy(b + sha_len + 1, rec, (size_t)rec_len);
+    b[sha_len + 1 + rec_len] = '|';
+    memcpy(b + sha_len + 2 + rec_len, desc, (size_t)desc_len);
+    md5_hex((const uint8_t *)b, need, hex);
+    return 0;
+}
+
 static PyObject *
 uids(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -874,23 +900,9 @@ uids(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(PyExc_TypeError, "records and ts_descs must be str");
             goto fail;
         }
-        size_t need = (size_t)sha_len + (size_t)rec_len + (size_t)desc_len + 2;
-        if (need > cap) {
-            char *bigger = PyMem_Realloc(buf, need);
-            if (bigger == NULL) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            buf = bigger;
-            cap = need;
-        }
-        memcpy(buf, sha, (size_t)sha_len);
-        buf[sha_len] = '|';
-        memcpy(buf + sha_len + 1, r, (size_t)rec_len);
-        buf[sha_len + 1 + rec_len] = '|';
-        memcpy(buf + sha_len + 2 + rec_len, d, (size_t)desc_len);
         char hex[32];
-        md5_hex((const uint8_t *)buf, need, hex);
+        if (uid_hex(&buf, &cap, sha, sha_len, r, rec_len, d, desc_len, hex) < 0)
+            goto fail;
         PyObject *text = PyUnicode_FromStringAndSize(hex, 32);
         if (text == NULL)
             goto fail;
@@ -946,6 +958,17 @@ load64(const char *s)
     uint64_t v;
     memcpy(&v, s, 8);
     return v;
+}
+
+/* Of the eight bytes in ``v``, the high bit of each that a JSON string must escape (a
+ * quote, a backslash, a control) and maybe of bytes above it; none where none is one. */
+static inline uint64_t
+json_special8(uint64_t v)
+{
+    uint64_t quote = v ^ 0x2222222222222222u, slash = v ^ 0x5C5C5C5C5C5C5C5Cu;
+    return (((quote - 0x0101010101010101u) & ~quote) |
+            ((slash - 0x0101010101010101u) & ~slash) | ((v - 0x2020202020202020u) & ~v)) &
+           0x8080808080808080u;
 }
 
 static PyObject *
@@ -1024,6 +1047,77 @@ hex4(const char *s, uint32_t *out)
     return 0;
 }
 
+/* The UTF-8 of code point ``cp`` (at most U+10FFFF) at ``w``; the end of what it wrote. */
+static inline char *
+utf8_put(char *w, uint32_t cp)
+{
+    if (cp < 0x80)
+        *w++ = (char)cp;
+    else if (cp < 0x800) {
+        *w++ = (char)(0xC0 | (cp >> 6));
+        *w++ = (char)(0x80 | (cp & 0x3F));
+    }
+    else if (cp < 0x10000) {
+        *w++ = (char)(0xE0 | (cp >> 12));
+        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (cp & 0x3F));
+    }
+    else {
+        *w++ = (char)(0xF0 | (cp >> 18));
+        *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *w++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return w;
+}
+
+/* The JSON escape at *pp (its backslash; text ends at ``end``) decoded at *wp, both moved
+ * past it: 1, or 0 when it is not a valid escape (a lone or reversed surrogate neither).
+ * \u0000 and the like are kept: fine in a str, and the dict path keeps them too. */
+static inline int
+json_unescape(const char **pp, const char *end, char **wp)
+{
+    const char *p = *pp;
+    char *w = *wp;
+    if (p + 1 >= end)
+        return 0;
+    char e = p[1];
+    p += 2;
+    if (e == '"' || e == '\\' || e == '/')
+        *w++ = e;
+    else if (e == 'b')
+        *w++ = '\b';
+    else if (e == 'f')
+        *w++ = '\f';
+    else if (e == 'n')
+        *w++ = '\n';
+    else if (e == 'r')
+        *w++ = '\r';
+    else if (e == 't')
+        *w++ = '\t';
+    else if (e == 'u') {
+        uint32_t cp, low;
+        if (end - p < 4 || hex4(p, &cp) < 0)
+            return 0;
+        p += 4;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return 0;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &low) < 0 ||
+                low < 0xDC00 || low > 0xDFFF)
+                return 0;
+            p += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        w = utf8_put(w, cp);
+    }
+    else
+        return 0;
+    *pp = p;
+    *wp = w;
+    return 1;
+}
+
 /* A string with escapes, from just after its opening quote. */
 static PyObject *
 js_string_escaped(Js *j, const char *s)
@@ -1053,55 +1147,7 @@ js_string_escaped(Js *j, const char *s)
             p++;
             continue;
         }
-        if (p + 1 >= j->end)
-            break;
-        char e = p[1];
-        p += 2;
-        if (e == '"' || e == '\\' || e == '/')
-            *w++ = e;
-        else if (e == 'b')
-            *w++ = '\b';
-        else if (e == 'f')
-            *w++ = '\f';
-        else if (e == 'n')
-            *w++ = '\n';
-        else if (e == 'r')
-            *w++ = '\r';
-        else if (e == 't')
-            *w++ = '\t';
-        else if (e == 'u') {
-            uint32_t cp, low;
-            if (j->end - p < 4 || hex4(p, &cp) < 0)
-                break;
-            p += 4;
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                break;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (j->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &low) < 0 ||
-                    low < 0xDC00 || low > 0xDFFF)
-                    break;
-                p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-            }
-            if (cp < 0x80)
-                *w++ = (char)cp;
-            else if (cp < 0x800) {
-                *w++ = (char)(0xC0 | (cp >> 6));
-                *w++ = (char)(0x80 | (cp & 0x3F));
-            }
-            else if (cp < 0x10000) {
-                *w++ = (char)(0xE0 | (cp >> 12));
-                *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *w++ = (char)(0x80 | (cp & 0x3F));
-            }
-            else {
-                *w++ = (char)(0xF0 | (cp >> 18));
-                *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *w++ = (char)(0x80 | (cp & 0x3F));
-            }
-        }
-        else
+        if (!json_unescape(&p, j->end, &w))
             break;
     }
     PyMem_Free(buf);
@@ -1119,11 +1165,7 @@ js_string(Js *j, Py_ssize_t cache_max)
     /* Eight bytes at a time while none is a quote, a backslash, a control or non-ASCII. */
     while (j->end - p >= 8) {
         uint64_t v = load64(p);
-        uint64_t quote = v ^ 0x2222222222222222u, slash = v ^ 0x5C5C5C5C5C5C5C5Cu;
-        uint64_t odd = ((quote - 0x0101010101010101u) & ~quote) |
-                       ((slash - 0x0101010101010101u) & ~slash) |
-                       (v - 0x2020202020202020u) | v;
-        if (odd & 0x8080808080808080u)
+        if (json_special8(v) | (v & 0x8080808080808080u))
             break;
         p += 8;
     }
@@ -2037,12 +2079,7 @@ col_json_utf8(Column *c, const char *s, Py_ssize_t len)
     while (p < end) {
         const char *run = p;
         while (end - p >= 8) {
-            uint64_t v = load64(p);
-            uint64_t quote = v ^ 0x2222222222222222u, slash = v ^ 0x5C5C5C5C5C5C5C5Cu;
-            uint64_t odd = ((quote - 0x0101010101010101u) & ~quote) |
-                           ((slash - 0x0101010101010101u) & ~slash) |
-                           ((v - 0x2020202020202020u) & ~v);
-            if (odd & 0x8080808080808080u)
+            if (json_special8(load64(p)))
                 break;
             p += 8;
         }
@@ -2176,24 +2213,10 @@ uids_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = start; i < start + count; i++) {
         Py_ssize_t rec_len = rec->offsets[i + 1] - rec->offsets[i];
         Py_ssize_t desc_len = desc->offsets[i + 1] - desc->offsets[i];
-        size_t need = (size_t)sha_len + (size_t)rec_len + (size_t)desc_len + 2;
-        if (need > cap) {
-            char *bigger = PyMem_Realloc(buf, need);
-            if (bigger == NULL) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            buf = bigger;
-            cap = need;
-        }
-        memcpy(buf, sha, (size_t)sha_len);
-        buf[sha_len] = '|';
-        memcpy(buf + sha_len + 1, rec->data + rec->offsets[i], (size_t)rec_len);
-        buf[sha_len + 1 + rec_len] = '|';
-        memcpy(buf + sha_len + 2 + rec_len, desc->data + desc->offsets[i], (size_t)desc_len);
         char hex[32];
-        md5_hex((const uint8_t *)buf, need, hex);
-        if (col_append_bytes(out, hex, 32) < 0)
+        if (uid_hex(&buf, &cap, sha, sha_len, rec->data + rec->offsets[i], rec_len,
+                    desc->data + desc->offsets[i], desc_len, hex) < 0 ||
+            col_append_bytes(out, hex, 32) < 0)
             goto fail;
     }
     PyMem_Free(buf);
@@ -2705,56 +2728,7 @@ nf_string_escaped(NF *nf, const char *s, Str *out)
             p++;
             continue;
         }
-        if (p + 1 >= nf->end)
-            return 0;
-        char e = p[1];
-        p += 2;
-        if (e == '"' || e == '\\' || e == '/')
-            *w++ = e;
-        else if (e == 'b')
-            *w++ = '\b';
-        else if (e == 'f')
-            *w++ = '\f';
-        else if (e == 'n')
-            *w++ = '\n';
-        else if (e == 'r')
-            *w++ = '\r';
-        else if (e == 't')
-            *w++ = '\t';
-        else if (e == 'u') {
-            uint32_t cp, low;
-            if (nf->end - p < 4 || hex4(p, &cp) < 0)
-                return 0;
-            p += 4;
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return 0;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (nf->end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &low) < 0 ||
-                    low < 0xDC00 || low > 0xDFFF)
-                    return 0;
-                p += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-            }
-            /* \u0000 and the like: fine in a str, and the dict path keeps them too */
-            if (cp < 0x80)
-                *w++ = (char)cp;
-            else if (cp < 0x800) {
-                *w++ = (char)(0xC0 | (cp >> 6));
-                *w++ = (char)(0x80 | (cp & 0x3F));
-            }
-            else if (cp < 0x10000) {
-                *w++ = (char)(0xE0 | (cp >> 12));
-                *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *w++ = (char)(0x80 | (cp & 0x3F));
-            }
-            else {
-                *w++ = (char)(0xF0 | (cp >> 18));
-                *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *w++ = (char)(0x80 | (cp & 0x3F));
-            }
-        }
-        else
+        if (!json_unescape(&p, nf->end, &w))
             return 0;
     }
     return 0;
@@ -2768,12 +2742,7 @@ nf_string(NF *nf, Str *out)
         return 0;
     const char *s = ++nf->p, *p = s;
     while (nf->end - p >= 8) {
-        uint64_t v = load64(p);
-        uint64_t quote = v ^ 0x2222222222222222u, slash = v ^ 0x5C5C5C5C5C5C5C5Cu;
-        uint64_t odd = ((quote - 0x0101010101010101u) & ~quote) |
-                       ((slash - 0x0101010101010101u) & ~slash) |
-                       ((v - 0x2020202020202020u) & ~v);
-        if (odd & 0x8080808080808080u)
+        if (json_special8(load64(p)))
             break;
         p += 8;
     }
@@ -2850,17 +2819,20 @@ nf_leaf(NF *nf, Str *out, int *kind)
     return 0;
 }
 
-/* After a member or an item: 1 more follow, 0 it ended, -1 (as 0 elsewhere) give up. */
+/* After a member or an item of what nf_open() opened: 2 more follow, 1 it closed (its
+ * depth given back), 0 give up. */
 static inline int
 nf_next(NF *nf, char close)
 {
     int c = nf_peek(nf);
     nf->p++;
     if (c == ',')
+        return 2;
+    if (c == close) {
+        nf->depth--;
         return 1;
-    if (c == close)
-        return 0;
-    return -1;
+    }
+    return 0;
 }
 
 /* Start an object at the cursor: 1 members follow, 2 it is empty, 0 give up. */
@@ -2908,14 +2880,9 @@ nf_skip(NF *nf)
             return rc;
         if ((rc = nf_skip(nf)) != 1)
             return rc;
-        int more = nf_next(nf, object ? '}' : ']');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, object ? '}' : ']')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 static int
@@ -2964,14 +2931,9 @@ nf_put_attributes(NF *nf, Str key)
             if (nf_set(nf, name, value) < 0)
                 return -1;
         }
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, '}')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* _put() of an object at the cursor under ``key``. */
@@ -2994,14 +2956,9 @@ nf_put_object(NF *nf, Str key)
             rc = nf_put(nf, name);
         if (rc != 1)
             return rc;
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, '}')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* _put() of an array at the cursor: key_1, key_2... */
@@ -3016,14 +2973,9 @@ nf_put_array(NF *nf, Str key, const char *sep, Py_ssize_t sep_len)
         if ((rc = nf_numbered(nf, key, sep, sep_len, i, &name)) != 1 ||
             (rc = nf_put(nf, name)) != 1)
             return rc;
-        int more = nf_next(nf, ']');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, ']')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* _put(): the value at the cursor under ``key``. */
@@ -3125,13 +3077,11 @@ nf_small(NF *nf, Small *s)
                         if (s->attr_kinds[k] == LEAF_OBJECT || s->attr_kinds[k] == LEAF_ARRAY)
                             return 2;
                         s->n_attrs++;
-                        int more = nf_next(nf, '}');
-                        if (more < 0)
+                        if ((rc = nf_next(nf, '}')) == 0)
                             return 0;
-                        if (more == 0)
+                        if (rc == 1)
                             break;
                     }
-                    nf->depth--;
                 }
                 else if (rc != 2)
                     return rc;
@@ -3139,14 +3089,9 @@ nf_small(NF *nf, Small *s)
         }
         else if ((rc = nf_skip(nf)) != 1)
             return rc;
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, '}')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* attrs.get(name) of a small element: its index, or -1. */
@@ -3261,14 +3206,9 @@ nf_system(NF *nf)
             rc = nf_set(nf, key, value) < 0 ? -1 : 1;
         if (rc != 1)
             return rc;
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, '}')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* _put_unnamed(): Data_1, Data_2... of the value at the cursor. */
@@ -3349,14 +3289,9 @@ nf_eventdata(NF *nf)
         }
         if (rc != 1)
             return rc;
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, '}')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* Event/UserData: each member _put() under its name. */
@@ -3371,14 +3306,9 @@ nf_userdata(NF *nf)
         Str key;
         if ((rc = nf_name(nf, serial, &key)) != 1 || (rc = nf_put(nf, key)) != 1)
             return rc;
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
-            break;
+        if ((rc = nf_next(nf, '}')) != 2)
+            return rc;
     }
-    nf->depth--;
-    return 1;
 }
 
 /* The flat fields of a record's JSON text into ``nf``: 1, 0 give up, -1 error. */
@@ -3431,13 +3361,10 @@ nf_flatten(NF *nf, const char *text, Py_ssize_t size, Py_ssize_t *n_system)
         }
         if (rc != 1)
             return rc;
-        int more = nf_next(nf, '}');
-        if (more < 0)
-            return 0;
-        if (more == 0)
+        if ((rc = nf_next(nf, '}')) != 2)
             break;
     }
-    if (!nf_take(nf, '}') || nf_peek(nf) != -1)
+    if (rc != 1 || !nf_take(nf, '}') || nf_peek(nf) != -1)
         return 0;
     return 1;
 }

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,25 @@ from tests.conftest import DATA, EVTX_CORPUS_DIRS
 needs_c = pytest.mark.skipif(speedups is None, reason="the C accelerator is not built")
 
 
-def _events(path: Path) -> list[dict[str, Any]]:
+def _records(path: Path) -> list[Any]:
+    """Every record pyevtx-rs reads of ``path``, as ``records_json()`` gives them."""
     parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
-    events = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # damaged corpus files: skipped chunks
-        records = list(parser.records_json())
-    for record in records:
+        return list(parser.records_json())
+
+
+def _corpus_evtx(corpus: Path) -> Iterator[Path]:
+    """Every EVTX file (by its magic) below the corpus's EVTX folders, in order."""
+    for folder in EVTX_CORPUS_DIRS:
+        for path in sorted((corpus / folder).rglob("*")):
+            if path.is_file() and path.read_bytes()[:8] == b"ElfFile\x00":
+                yield path
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for record in _records(path):
         try:
             event = orjson.loads(record["data"]).get("Event")
         except orjson.JSONDecodeError:
@@ -75,13 +88,10 @@ def test_same_fields_and_messages_on_the_bundled_samples() -> None:
 @pytest.mark.corpus
 def test_same_fields_and_messages_on_every_corpus_record(corpus: Path) -> None:
     count = 0
-    for folder in EVTX_CORPUS_DIRS:
-        for path in sorted((corpus / folder).rglob("*")):
-            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
-                continue
-            for event in _events(path):
-                _same(event)
-                count += 1
+    for path in _corpus_evtx(corpus):
+        for event in _events(path):
+            _same(event)
+            count += 1
     assert count >= 35_578
 
 
@@ -206,14 +216,11 @@ def test_c_loop_gives_the_python_loop_rows_on_every_corpus_file(
     """``speedups.rows`` (keys, repeats, header times, users, bad JSON, warnings) against
     ``EvtxSource._parse_py`` on every corpus EVTX, whole rows compared."""
     files = rows = 0
-    for folder in EVTX_CORPUS_DIRS:
-        for path in sorted((corpus / folder).rglob("*")):
-            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
-                continue
-            got, want = _parse_both(path, monkeypatch)
-            assert got == want, path
-            files += 1
-            rows += len(got[0])
+    for path in _corpus_evtx(corpus):
+        got, want = _parse_both(path, monkeypatch)
+        assert got == want, path
+        files += 1
+        rows += len(got[0])
     assert files >= 308
     assert rows >= 35_578
 
@@ -309,6 +316,19 @@ def _repeats_a_name(text: str) -> bool:
     return repeated
 
 
+def _reference_or_gives_up(
+    read: Callable[[str], tuple[list[tuple[str, str]], int] | None], text: str
+) -> None:
+    """``read(text)`` gives the reference's fields, or gives up (None)."""
+    try:
+        want = _reference(text)
+    except (AttributeError, TypeError):
+        return  # the reference itself fails on this shape: the parser never sees it
+    got = read(text)
+    if got is not None:
+        assert got == want
+
+
 def _fused(text: str) -> tuple[list[tuple[str, str]], int] | None:
     assert speedups is not None
     got = speedups.fused(text)
@@ -321,23 +341,16 @@ def test_fused_reader_equals_orjson_and_flatten_on_every_corpus_record(corpus: P
     """The JSON-to-fields reader never differs from the reference, and gives up only on
     the records whose JSON is broken or repeats a name in an object."""
     count = gave_up = 0
-    for folder in EVTX_CORPUS_DIRS:
-        for path in sorted((corpus / folder).rglob("*")):
-            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
+    for path in _corpus_evtx(corpus):
+        for record in _records(path):
+            want = _reference(record["data"])
+            got = _fused(record["data"])
+            count += 1
+            if got is None:
+                gave_up += 1
+                assert want is None or _repeats_a_name(record["data"])
                 continue
-            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                records = list(parser.records_json())
-            for record in records:
-                want = _reference(record["data"])
-                got = _fused(record["data"])
-                count += 1
-                if got is None:
-                    gave_up += 1
-                    assert want is None or _repeats_a_name(record["data"])
-                    continue
-                assert got == want, (path, record["event_record_id"])
+            assert got == want, (path, record["event_record_id"])
     assert count >= 35_578
     assert gave_up < count // 100
 
@@ -379,14 +392,7 @@ _json_text = st.recursive(
 def test_fused_reader_equals_the_reference_on_generated_json(text: str, pad: str) -> None:
     """Repeated names, escapes, big and negative integers, floats, odd sections, broken
     JSON: the reader gives the reference's fields or gives up, never something else."""
-    text = text.replace(",", "," + pad).replace(":", pad + ":")
-    try:
-        want = _reference(text)
-    except (AttributeError, TypeError):
-        return  # the reference itself fails on this shape: the parser never sees it
-    got = _fused(text)
-    if got is not None:
-        assert got == want
+    _reference_or_gives_up(_fused, text.replace(",", "," + pad).replace(":", pad + ":"))
 
 
 @needs_c
@@ -429,21 +435,14 @@ def test_native_reader_equals_the_reference_on_every_corpus_record(corpus: Path)
     """The reader with no Python object per field never differs from the reference, and
     gives up on few records (those then go the dict path)."""
     count = gave_up = 0
-    for folder in EVTX_CORPUS_DIRS:
-        for path in sorted((corpus / folder).rglob("*")):
-            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
+    for path in _corpus_evtx(corpus):
+        for record in _records(path):
+            got = _native(record["data"])
+            count += 1
+            if got is None:
+                gave_up += 1
                 continue
-            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                records = list(parser.records_json())
-            for record in records:
-                got = _native(record["data"])
-                count += 1
-                if got is None:
-                    gave_up += 1
-                    continue
-                assert got == _reference(record["data"]), (path, record["event_record_id"])
+            assert got == _reference(record["data"]), (path, record["event_record_id"])
     assert count >= 35_578
     assert gave_up < count // 100
 
@@ -452,14 +451,7 @@ def test_native_reader_equals_the_reference_on_every_corpus_record(corpus: Path)
 @settings(max_examples=600, deadline=None)
 @given(_pairs(_pairs(_json_text)), st.sampled_from(["", " ", "\n  "]))
 def test_native_reader_equals_the_reference_on_generated_json(text: str, pad: str) -> None:
-    text = text.replace(",", "," + pad).replace(":", pad + ":")
-    try:
-        want = _reference(text)
-    except (AttributeError, TypeError):
-        return
-    got = _native(text)
-    if got is not None:
-        assert got == want
+    _reference_or_gives_up(_native, text.replace(",", "," + pad).replace(":", pad + ":"))
 
 
 @needs_c
@@ -538,16 +530,10 @@ def test_rows_into_columns_equal_rows_into_lists_on_every_corpus_file(corpus: Pa
     """The native path (fields, message, JSON written from C slices) against the dict
     path (orjson.dumps of the fields), whole rows, every corpus record."""
     count = 0
-    for folder in EVTX_CORPUS_DIRS:
-        for path in sorted((corpus / folder).rglob("*")):
-            if not path.is_file() or path.read_bytes()[:8] != b"ElfFile\x00":
-                continue
-            parser = evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                records = [r for r in parser.records_json() if isinstance(r, dict)]
-            assert _c_rows(records, True) == _as_text(_c_rows(records, False)), path
-            count += len(records)
+    for path in _corpus_evtx(corpus):
+        records = [r for r in _records(path) if isinstance(r, dict)]
+        assert _c_rows(records, True) == _as_text(_c_rows(records, False)), path
+        count += len(records)
     assert count >= 35_578
 
 

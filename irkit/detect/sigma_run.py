@@ -222,9 +222,7 @@ def run_sigma(
                 db, table, ls_variants, fields, keys, source="_irkit_sigma_events"
             )
         except EngineError as exc:  # another engine cannot build the table: its rules said
-            not_on_engine += [
-                {"id": r.id, "title": r.title, "reason": exc.message} for r in group
-            ]
+            not_on_engine += [{"id": r.id, "title": r.title, "reason": exc.message} for r in group]
             progress.advance(len(group))
             continue
         size = int(db.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])

@@ -72,9 +72,7 @@ def build_fleet(dataset: Path, out: Path, hosts: int, plant: dict[str, Any] | No
             patch = _literal(json.dumps(plant["fields"]))
             changed = [f"CAST(json_merge_patch(fields, {patch}) AS VARCHAR) AS fields"]
             changed += [
-                f'{_literal(str(v))} AS "{k}"'
-                for k, v in plant["fields"].items()
-                if k in columns
+                f'{_literal(str(v))} AS "{k}"' for k, v in plant["fields"].items() if k in columns
             ]
             planted = (
                 f"SELECT * REPLACE ({', '.join(changed)}), {int(plant['host'])} AS n "
