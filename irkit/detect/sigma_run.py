@@ -261,7 +261,7 @@ def run_sigma(
             unsupported_at_run.append(rule)
         run_count += len(planned) - len(failed)
         work += size * (len(planned) - len(failed))
-        if engine != "duckdb" and matched:  # a query is a job: read what findings show
+        if matched:  # what the findings show, read in a few queries, not one a finding
             _prefetch(matches, planned, matched)
         for index, (rule, _) in enumerate(planned):
             rows = matched.get(index)
