@@ -400,10 +400,12 @@ def _first_rows(db: duckdb.DuckDBPyConnection, uids: set[str]) -> dict[str, tupl
     the engine's order."""
     import duckdb
 
+    from irkit.store.dataset import sql_string
+
     found: dict[str, tuple[Any, ...]] = {}
     wanted = sorted(uids)
     for start in range(0, len(wanted), FIRST_BATCH):
-        listed = ", ".join(_literal(u) for u in wanted[start : start + FIRST_BATCH])
+        listed = ", ".join(sql_string(u) for u in wanted[start : start + FIRST_BATCH])
         try:
             rows = db.execute(
                 "SELECT uid, source, evidence, record, fields, message FROM events "
@@ -421,10 +423,6 @@ def _first_rows(db: duckdb.DuckDBPyConnection, uids: set[str]) -> dict[str, tupl
 
 def _order(row: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
     return tuple((value is None, "" if value is None else str(value)) for value in row)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _findings(

@@ -17,6 +17,7 @@ from irkit.errors import CaseError, QueryError
 from irkit.model import Finding
 from irkit.store.case import Case
 from irkit.store.findings import finding_links, findings_table
+from irkit.store.schema import sql_list
 
 #: The folder ``irkit export`` writes into a dataset (docs/dataset.md).
 DATASET_MARKER: Final = "_irkit"
@@ -73,10 +74,6 @@ def _batches(files: Sequence[Path], size: int) -> list[list[Path]]:
     if current:
         batches.append(current)
     return batches
-
-
-def _sql_list(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join(sql_string(str(p)) for p in paths) + "]"
 
 
 class EventStore(Protocol):
@@ -153,7 +150,7 @@ class Dataset:
         verb = "CREATE TABLE scratch.events AS"
         for batch in _batches(files, MATERIALISE_BYTES):
             self._db.execute(
-                f"{verb} SELECT * FROM read_parquet({_sql_list(batch)}, "
+                f"{verb} SELECT * FROM read_parquet({sql_list([str(p) for p in batch])}, "
                 f"hive_partitioning = true, hive_types = {HIVE_TYPES['events']}) "
                 "ORDER BY artifact, event_id"
             )
