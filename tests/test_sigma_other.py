@@ -15,7 +15,7 @@ import yaml
 
 from irkit.detect import DetectorResult
 from irkit.detect.sigma import load_sigma
-from irkit.detect.sigma_logsource import build_table, logsource_map, variants
+from irkit.detect.sigma_logsource import build_table, create_macros, logsource_map, variants
 from irkit.detect.sigma_run import run_sigma
 from irkit.store.case import Case
 from tests.conftest import run_irkit
@@ -304,6 +304,7 @@ def test_every_variants_sql_binds_on_the_events_schema() -> None:
            message VARCHAR, fields JSON)"""
     )
     keys = {("plaso", "text/selinux", ""): {"message_body", "audit_type"}}
+    create_macros(db)
     built = 0
     for product, kinds in logsource_map().items():
         for table in kinds.values():

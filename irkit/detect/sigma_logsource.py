@@ -271,6 +271,12 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def create_macros(db: Any) -> None:
+    """The macros the logsource tables are built with, on ``db``."""
+    for macro in MACROS:
+        db.execute(macro)
+
+
 def build_table(
     db: Any,
     name: str,
@@ -287,10 +293,9 @@ def build_table(
     written, then case-insensitively, then as rule authors write names the event spells
     otherwise (``field_names``): without spaces (Defender's ``Threat Name`` is
     ``ThreatName``), then as the last part of a UserData path (``Operation`` of
-    ``Operation_ClientFailure.Operation``; every path that ends so).
+    ``Operation_ClientFailure.Operation``; every path that ends so). The ``MACROS`` must
+    have been created on ``db`` (once: ``create_macros``).
     """
-    for macro in MACROS:
-        db.execute(macro)
     wanted = sorted(set(fields))
     columns = {field: f"o{i}" for i, field in enumerate(wanted)}
     present = dict.fromkeys(wanted, False)

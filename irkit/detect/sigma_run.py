@@ -179,14 +179,19 @@ def run_sigma(
     groups = _group(chosen)
     wanted = _sources_sql(groups)
     keys = sigma_logsource.event_keys(db, wanted)
-    # One scan of the Parquet parts, not one per logsource.
-    db.execute(
-        f"CREATE OR REPLACE TEMP TABLE _irkit_sigma_events AS SELECT * FROM events WHERE {wanted}"
-    )
+    sigma_logsource.create_macros(db)
     coverage: dict[str, Any] = {"logsource_absent": {}, "logsource_unmapped": {}}
     never: list[dict[str, Any]] = []
     unsupported_at_run: list[SigmaRule] = []
     engine = str(getattr(db, "dialect", "duckdb"))
+    # DuckDB: one scan of the Parquet parts, not one per logsource. Another engine reads
+    # its own sorted copy, each logsource's row groups only: a table of every event
+    # would be the whole dataset again, in memory (on 200 hosts, spilled and read back
+    # whole for each logsource).
+    kind = "TABLE" if engine == "duckdb" else "VIEW"
+    db.execute(
+        f"CREATE OR REPLACE TEMP {kind} _irkit_sigma_events AS SELECT * FROM events WHERE {wanted}"
+    )
     not_on_engine: list[dict[str, str]] = []
     run_count = 0
     table_seconds = 0.0
@@ -251,7 +256,10 @@ def run_sigma(
                 missing = sorted({f for f in rule.fields if not present.get(f, False)})
                 never.append({"id": rule.id, "title": rule.title, "missing_fields": missing})
                 continue
-            planned.append((rule, sigma_sql.plan_sql(plan, functools.partial(_columns, columns))))
+            where = sigma_sql.plan_sql(
+                plan, functools.partial(_columns, columns), merge=engine == "duckdb"
+            )
+            planned.append((rule, where))
         matched, failed = evaluate(db, table, planned, getattr(db, "pass_rules", PASS_RULES))
         for rule, detail in failed:
             if engine != "duckdb":  # said in the report, not a failure of the scan
@@ -273,10 +281,12 @@ def run_sigma(
             if id(rule) in selected_ids and rule.generate:
                 result.findings += findings_for(rule, rows, matches)
         _restore_settings(db, saved)
+        if not any(r.id in needed or r.name in needed for r, _ in planned):
+            db.execute(f"DROP TABLE {table}")  # no correlation reads it: free it now
         rule_seconds += time.perf_counter() - t0
     progress.done()
     result.findings += run_correlations(correlations, matched_rows, floor, result.warnings)
-    db.execute("DROP TABLE IF EXISTS _irkit_sigma_events")
+    db.execute(f"DROP {kind} IF EXISTS _irkit_sigma_events")
     for table_index in range(len(groups)):
         db.execute(f"DROP TABLE IF EXISTS _irkit_sigma_{table_index}")
     for rule in rules.invalid:

@@ -48,7 +48,7 @@ _MACRO = re.compile(
 _TABLE = re.compile(
     r"\s*CREATE\s+OR\s+REPLACE\s+TEMP\s+TABLE\s+(\w+)\s+AS\s+(.*)\Z", re.IGNORECASE | re.DOTALL
 )
-_DROP = re.compile(r"\s*DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)\s*\Z", re.IGNORECASE)
+_DROP = re.compile(r"\s*DROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?(\w+)\s*\Z", re.IGNORECASE)
 _SET = re.compile(r"\s*SET\s", re.IGNORECASE)
 
 

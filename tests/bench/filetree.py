@@ -49,10 +49,11 @@ def build(root: Path, files: int, fanout: int) -> dict[str, object]:
     """Create the tree (or keep a complete one); returns what it holds."""
     want = {"files": files, "fanout": fanout}
     marker = root.with_name(root.name + MARKER)
-    if marker.exists() and json.loads(marker.read_text()).get("files") == files:
+    if marker.exists() and root.is_dir() and json.loads(marker.read_text()).get("files") == files:
         return {**json.loads(marker.read_text()), "kept": True}
     if root.exists() and any(root.iterdir()):
         raise SystemExit(f"{root} exists and is not a complete tree of {files} files: remove it")
+    marker.unlink(missing_ok=True)  # a marker left by a tree since deleted
     vfs = os.statvfs(root.parent if not root.exists() else root)
     if vfs.f_favail and vfs.f_favail < files * 1.1 + 10_000:
         raise SystemExit(f"only {vfs.f_favail:,} free inodes for {files:,} files")
