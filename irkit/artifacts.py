@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from irkit.errors import IrkitError
 
@@ -21,3 +22,18 @@ def artifacts_dir() -> Path:
         "irkit's data folder (artifacts/) was not found",
         hint="reinstall irkit, or point $IRKIT_ARTIFACTS at the artifacts folder",
     )
+
+
+def load_yaml(text: str) -> Any:
+    """One YAML document with the safe schema, read by libyaml when PyYAML has it (the
+    pure-Python reader took 1 s for the 204 heuristics); where libyaml refuses the text,
+    the pure-Python reader decides, so a file reads (or fails) as ``yaml.safe_load`` does."""
+    import yaml
+
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.load(text, Loader=fast)  # the safe schema, in C
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)

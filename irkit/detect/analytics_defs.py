@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from irkit.artifacts import artifacts_dir
+from irkit.artifacts import artifacts_dir, load_yaml
 from irkit.errors import IrkitError, UsageError
 
 NORMALISERS: Final = ("text", "lower", "path")
@@ -204,7 +204,7 @@ def _kind(name: str, spec: object) -> EntityKind:
 
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise IrkitError(f"cannot read {path}: {exc}") from exc
     if not isinstance(data, dict):

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import yaml
 
-from irkit.artifacts import artifacts_dir
+from irkit.artifacts import artifacts_dir, load_yaml
 from irkit.detect.heuristics import FIELD_MACRO
 from irkit.detect.sigma_sql import KEYWORDS_COLUMN, literal
 from irkit.errors import IrkitError
@@ -166,7 +166,7 @@ def logsource_map() -> dict[str, dict[str, dict[str, tuple[Variant, ...]]]]:
     from the YAML; ``""`` holds the categories of rules without a product (webserver)."""
     path = artifacts_dir() / "sigma" / "logsources.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
         out = {"windows": {kind: _table(data[kind]) for kind in ("categories", "services")}}
         for product, tables in (data.get("products") or {}).items():
             out[str(product)] = {
