@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -69,3 +70,47 @@ def test_triage_writes_findings_and_fails_on_request(tmp_path: Path) -> None:
     quiet = run_irkit("triage", str(EVIDENCE), "--out", str(tmp_path / "o2"), "--no-scan", "-q")
     assert quiet.returncode == ExitCode.OK, quiet.stderr
     assert not (tmp_path / "o2" / "findings.csv").exists()
+
+
+def test_a_scan_from_memory_finds_what_a_scan_of_the_parts_finds(
+    tmp_path: Path, corpus: Path
+) -> None:
+    # A small case is scanned from one in-memory copy of its events; the findings (every
+    # detector, Sigma included) are those of a scan over the Parquet parts.
+    import shutil
+
+    from irkit.detect.scan import ScanOptions, scan
+    from irkit.store.case import Case
+
+    case = _case(tmp_path)
+    with Case(case) as store:
+        before = store.db.execute("SELECT * FROM events ORDER BY uid").fetchall()
+        with store.events_in_memory() as in_memory:
+            assert in_memory
+            assert store.db.execute("SELECT * FROM events ORDER BY uid").fetchall() == before
+        with store.events_in_memory(max_bytes=0) as in_memory:
+            assert not in_memory
+        tables = store.db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        assert ("_irkit_scan_events",) not in tables
+        assert (
+            "read_parquet"
+            in store.db.execute(
+                "SELECT sql FROM duckdb_views() WHERE view_name = 'events'"
+            ).fetchall()[0][0]
+        )
+    other = tmp_path / "other"
+    shutil.copytree(case, other)
+    options = ScanOptions(sigma=[corpus / "sigma"])
+    from_memory = scan(case, options)
+    import irkit.store.registry as registry
+
+    saved = registry.IN_MEMORY_BYTES
+    registry.IN_MEMORY_BYTES = 0
+    try:
+        from_parts = scan(other, options)
+    finally:
+        registry.IN_MEMORY_BYTES = saved
+    assert from_memory.findings and len(from_memory.findings) == len(from_parts.findings)
+    assert [dataclasses.asdict(f) for f in from_memory.findings] == [
+        dataclasses.asdict(f) for f in from_parts.findings
+    ]

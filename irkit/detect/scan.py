@@ -235,7 +235,8 @@ def scan(case_dir: Path, options: ScanOptions, command: Sequence[str] = ()) -> S
     started = time.perf_counter()
     summary = ScanSummary(run_id=uuid.uuid4().hex, case=str(case_dir))
     with Case(case_dir) as case:
-        _detect(case, options, summary)
+        with case.events_in_memory():
+            _detect(case, options, summary)
         summary.findings_added = case.add_findings(summary.findings, summary.run_id)
         summary.seconds = time.perf_counter() - started
         case.record_warnings(summary.run_id, summary.warnings)
