@@ -26,14 +26,27 @@ CORPUS = Path(os.environ.get("IRKIT_CORPUS", Path(__file__).resolve().parents[3]
 
 
 def _irkit(code: str | None, *args: str) -> tuple[float, bytes]:
+    """One irkit command, from ``code`` when given. ``-P``: the working directory is not
+    put first on the path (run from a checkout, ``python -m irkit`` would import the
+    checkout's irkit whatever ``PYTHONPATH`` says)."""
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = code
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "irkit", *args], env=env, capture_output=True, check=True
+        [sys.executable, "-P", "-m", "irkit", *args], env=env, capture_output=True, check=True
     )
     return time.perf_counter() - start, done.stdout
+
+
+def _origin(code: str | None) -> str:
+    """Where ``code``'s irkit is imported from, as the commands import it."""
+    env = dict(os.environ, PYTHONPATH=code) if code else dict(os.environ)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", "import irkit; print(irkit.__file__)"],
+        env=env, capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    return done.stdout.strip()
 
 
 def main() -> int:
@@ -44,6 +57,11 @@ def main() -> int:
     parser.add_argument("--code", nargs="*", default=[""], help="irkit trees ('' installed)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-scan-"))
+    for code in args.code:
+        origin = _origin(code)
+        print(json.dumps({"code": code or "installed", "irkit": origin}), flush=True)
+        if code and not origin.startswith(str(Path(code).resolve())):
+            raise SystemExit(f"{code}: irkit is imported from {origin}, not from there")
     rows = []
     try:
         for round_ in range(args.rounds + 1):  # round 0 warms the rule cache, not shown
