@@ -8,6 +8,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from irkit.errors import ExitCode
 
 from .conftest import DIRTY, EVIDENCE, run_irkit
@@ -73,12 +75,15 @@ def test_triage_writes_findings_and_fails_on_request(tmp_path: Path) -> None:
 
 
 def test_a_scan_from_memory_finds_what_a_scan_of_the_parts_finds(
-    tmp_path: Path, corpus: Path
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A small case is scanned from one in-memory copy of its events; the findings (every
     # detector, Sigma included) are those of a scan over the Parquet parts.
+    import contextlib
     import shutil
+    from collections.abc import Iterator
 
+    import irkit.store.registry as registry
     from irkit.detect.scan import ScanOptions, scan
     from irkit.store.case import Case
 
@@ -100,16 +105,21 @@ def test_a_scan_from_memory_finds_what_a_scan_of_the_parts_finds(
         )
     other = tmp_path / "other"
     shutil.copytree(case, other)
+    used: list[bool] = []
+    original = Case.events_in_memory
+
+    @contextlib.contextmanager
+    def spy(self: Case, max_bytes: int | None = None) -> Iterator[bool]:
+        with original(self, max_bytes) as in_memory:
+            used.append(in_memory)
+            yield in_memory
+
+    monkeypatch.setattr(Case, "events_in_memory", spy)
     options = ScanOptions(sigma=[corpus / "sigma"])
     from_memory = scan(case, options)
-    import irkit.store.registry as registry
-
-    saved = registry.IN_MEMORY_BYTES
-    registry.IN_MEMORY_BYTES = 0
-    try:
-        from_parts = scan(other, options)
-    finally:
-        registry.IN_MEMORY_BYTES = saved
+    monkeypatch.setattr(registry, "IN_MEMORY_BYTES", 0)
+    from_parts = scan(other, options)
+    assert used == [True, False]
     assert from_memory.findings and len(from_memory.findings) == len(from_parts.findings)
     assert [dataclasses.asdict(f) for f in from_memory.findings] == [
         dataclasses.asdict(f) for f in from_parts.findings

@@ -315,15 +315,17 @@ class EvidenceRegistry(SliceRecords):
         self.db.unregister("_irkit_paths")
 
     @contextlib.contextmanager
-    def events_in_memory(self, max_bytes: int = IN_MEMORY_BYTES) -> Iterator[bool]:
+    def events_in_memory(self, max_bytes: int | None = None) -> Iterator[bool]:
         """Within: ``events`` reads one temporary table holding the case's events, when
         their parts hold at most ``max_bytes`` (yields whether it does). A scan's 200-odd
         queries then read the events once from the Parquet parts instead of each reading
         every part again (the corpus case's heuristics: 5.3 s → 3.2 s); a bigger case
-        keeps the view, as a copy would not fit the store's memory. After: the view again."""
+        keeps the view, as a copy would not fit the store's memory. After: the view again.
+        ``max_bytes``: default ``IN_MEMORY_BYTES``."""
+        limit = IN_MEMORY_BYTES if max_bytes is None else max_bytes
         files = [self.events_dir / name for name in self._parts()] if self.views else []
         size = sum(f.stat().st_size for f in files if f.exists())
-        if not files or size > max_bytes:
+        if not files or size > limit:
             yield False
             return
         self.db.execute(f"CREATE OR REPLACE TEMP TABLE {_IN_MEMORY} AS SELECT * FROM events")
