@@ -213,31 +213,27 @@ def compile_sql(where: str, key: str = "") -> str:
 
 def check_sql(sql: str) -> list[str]:
     """Problems that keep ``sql`` from being a safe read of ``events`` (empty: none)."""
-    return list(_checked(sql))
+    return list(_check(sql))
 
 
 @functools.lru_cache(maxsize=4096)
-def _checked(sql: str) -> tuple[str, ...]:
+def _check(sql: str) -> tuple[str, ...]:
     """``check_sql``, once a process for each text: a heuristic is checked when it is
     loaded and again before it runs (1 ms each, 204 of them)."""
-    return tuple(_check(sql))
-
-
-def _check(sql: str) -> list[str]:
     import duckdb
 
     if ";" in sql:
-        return ["SQL must be one statement without ';'"]
+        return ("SQL must be one statement without ';'",)
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        return [f"SQL does not parse: {one_line(str(exc))}"]
+        return (f"SQL does not parse: {one_line(str(exc))}",)
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        return ["SQL must be a single SELECT"]
+        return ("SQL must be a single SELECT",)
     row = _scratch().execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
     tree = json.loads(row[0]) if row else {"error": True, "error_message": "no parse tree"}
     if tree.get("error"):
-        return [f"SQL does not parse: {one_line(str(tree.get('error_message')))}"]
+        return (f"SQL does not parse: {one_line(str(tree.get('error_message')))}",)
     ctes: set[str] = set()
     tables: set[str] = set()
     functions: set[str] = set()
@@ -247,7 +243,7 @@ def _check(sql: str) -> list[str]:
         problems.append(f"SQL reads {table!r}: only 'events' (and the query's own CTEs)")
     for function in sorted(functions & BLOCKED_FUNCTIONS):
         problems.append(f"SQL calls {function}(), which rules may not use")
-    return problems
+    return tuple(problems)
 
 
 @functools.cache

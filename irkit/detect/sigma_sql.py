@@ -245,7 +245,7 @@ def _merged(children: list[Plan]) -> list[Plan]:
     one field for a literal the same way made one ``regexp_matches`` (RE2: one pass over
     the text, where 60 ``contains`` are 60; and one literal to parse, not 60). The same
     truth on every row, NULL included: a leaf is NULL exactly when its field is."""
-    runs: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+    runs: dict[tuple[str, str, tuple[str, ...]], list[tuple[str, Plan]]] = {}
     kept: list[Plan] = []
     for child in children:
         leaf = child[0] == "leaf" and not child[3] and len(child[1]) == 1
@@ -258,18 +258,18 @@ def _merged(children: list[Plan]) -> list[Plan]:
         else:
             kept.append(child)
             continue
-        runs.setdefault((func, target, tuple(child[1])), []).append(text.replace("''", "'"))
+        runs.setdefault((func, target, tuple(child[1])), []).append(
+            (text.replace("''", "'"), child)
+        )
     out = list(kept)
-    for (func, target, fields), texts in runs.items():
-        if func == "=":  # x = 'a' OR x = 'b' is x IN ('a', 'b'), NULL as NULL
-            if len(texts) < MERGE_MIN:
-                out += [_leaf(list(fields), f"{target} = {literal(t)}") for t in texts]
-            else:
-                listed = ", ".join(literal(t) for t in texts)
-                out.append(_leaf(list(fields), f"{target} IN ({listed})"))
+    for (func, target, fields), run in runs.items():
+        if len(run) < MERGE_MIN:  # too few to be worth it: the leaves as they were
+            out += [child for _, child in run]
             continue
-        if len(texts) < MERGE_MIN:
-            out += [_leaf(list(fields), f"{func}({target}, {literal(t)})") for t in texts]
+        texts = [text for text, _ in run]
+        if func == "=":  # x = 'a' OR x = 'b' is x IN ('a', 'b'), NULL as NULL
+            listed = ", ".join(literal(t) for t in texts)
+            out.append(_leaf(list(fields), f"{target} IN ({listed})"))
             continue
         start, end = _ANCHORS[func]
         for first in range(0, len(texts), MERGE_MAX):

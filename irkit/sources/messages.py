@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from irkit.artifacts import artifacts_dir
+from irkit.artifacts import artifacts_dir, load_yaml
 from irkit.errors import IrkitError
 from irkit.speedups import speedups as _speedups
 
@@ -76,8 +76,7 @@ class MessageCatalog:
     def from_file(cls, path: Path) -> MessageCatalog:
         """Read a catalog; a malformed file is an IrkitError naming the entry."""
         try:
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+            data: Any = load_yaml(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise IrkitError(f"cannot read message templates {path}: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("templates"), list):
