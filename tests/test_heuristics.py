@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections import Counter
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from irkit.detect import heuristics as heuristics_module
 from irkit.detect.heuristics import (
     Heuristic,
     check_sql,
     heuristics_dir,
     load_heuristics,
     run_heuristics,
+    scan_heuristics,
 )
 from irkit.detect.heuristics_lint import example_findings
 from irkit.errors import IrkitError
@@ -113,6 +116,38 @@ def test_example_that_does_not_fire_is_a_lint_problem(tmp_path: Path) -> None:
 def test_load_refuses_a_broken_folder(tmp_path: Path) -> None:
     with pytest.raises(IrkitError, match=r"bad_sql\.yaml"):
         load_heuristics(_broken_folder(tmp_path))
+
+
+def test_scan_reads_the_heuristics_from_a_cache_that_follows_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IRKIT_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "heuristics"
+    shutil.copytree(heuristics_dir(), folder)
+    want = [dataclasses.replace(h, fires=(), silent=()) for h in load_heuristics(folder)]
+    assert scan_heuristics(folder) == want  # compiled, and the cache written
+    (entry,) = (tmp_path / "cache" / "heuristics").iterdir()
+
+    def no_compiling(*args: object) -> None:
+        raise AssertionError("read the YAML though the cache was warm")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(heuristics_module, "load_heuristics", no_compiling)
+        assert scan_heuristics(folder) == want
+        # the cache's SQL is known checked: not parsed again before it runs
+        patched.setattr(heuristics_module, "_check", no_compiling)
+        assert all(check_sql(h.sql) == [] for h in want)
+
+    # an edited file is read again, not served stale
+    first = folder / f"{want[0].id}.yaml"
+    first.write_text(first.read_text().replace(f"title: {want[0].title}", "title: Edited"))
+    assert scan_heuristics(folder)[0].title == "Edited"
+    assert scan_heuristics(folder)[1:] == want[1:]
+    # a cache that cannot be read is written again
+    entry.write_text("[{]")
+    first.write_text(first.read_text().replace("title: Edited", f"title: {want[0].title}"))
+    assert scan_heuristics(folder) == want
+    assert json.loads(entry.read_text())[0]["title"] == want[0].title
 
 
 def test_rules_list() -> None:

@@ -89,7 +89,7 @@ def errors_handled(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         debug = bool(kwargs.get("debug")) or os.environ.get("IRKIT_DEBUG") == "1"
-        from irkit.store.case import on_wait  # a case held by another irkit: say we wait
+        from irkit.store.lock import on_wait  # a case held by another irkit: say we wait
 
         on_wait(lambda message: say("irkit: ", "yellow", message))
         _deliver_lost_interrupts()

@@ -14,7 +14,6 @@ import dataclasses
 import enum
 import hashlib
 import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from irkit.detect import NO_PROGRESS, ScanProgress, sigma_sql
+from irkit.detect import NO_PROGRESS, ScanProgress, rulecache, sigma_sql
 from irkit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -105,10 +104,7 @@ class SigmaRuleSet:
 
 def cache_dir() -> Path:
     """``$IRKIT_CACHE/sigma``, else ``$XDG_CACHE_HOME/irkit/sigma`` or ``~/.cache/irkit/sigma``."""
-    if os.environ.get("IRKIT_CACHE"):
-        return Path(os.environ["IRKIT_CACHE"]) / "sigma"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "irkit" / "sigma"
+    return rulecache.cache_dir("sigma")
 
 
 def rule_files(paths: Sequence[Path]) -> list[Path]:
@@ -161,37 +157,18 @@ def load_sigma(
             )  # fmt: skip
             continue
         key = hashlib.sha256(salt + b"\0" + data).hexdigest()
-        cached = _read_cache(cache / f"{key}.json")
+        cached = rulecache.read_items(cache / f"{key}.json")
         if cached is not None:
             ruleset.cached_files += 1
             rules = [SigmaRule(**{**item, "path": str(file)}) for item in cached]
         else:
             rules = compile_file(file, data, values, checker)
-            _write_cache(cache / f"{key}.json", [dataclasses.asdict(r) for r in rules])
+            rulecache.write_items(cache / f"{key}.json", [dataclasses.asdict(r) for r in rules])
         ruleset.rules += rules
     progress.done()
     _mark_correlated(ruleset.rules)
     ruleset.seconds = time.perf_counter() - started
     return ruleset
-
-
-def _read_cache(path: Path) -> list[dict[str, Any]] | None:
-    try:
-        items = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return items if isinstance(items, list) else None
-
-
-def _write_cache(path: Path, items: list[dict[str, Any]]) -> None:
-    """Best effort: a read-only home only costs speed."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_suffix(f".{os.getpid()}.tmp")
-        temp.write_text(json.dumps(items))
-        temp.replace(path)
-    except OSError:
-        pass
 
 
 class _RegexChecker:

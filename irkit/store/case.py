@@ -25,14 +25,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
 from irkit.errors import CaseError
 from irkit.store.findings import FindingsStore
-from irkit.store.lock import WriteLock
+from irkit.store.lock import WriteLock, tell_waiting
 from irkit.store.registry import EvidenceRegistry
 from irkit.store.runs import RunLog
 from irkit.store.schema import DDL, SCHEMA_VERSION, STORE_NAME
@@ -47,15 +47,6 @@ NOTICE_AFTER: Final = 1.0
 _HOLDER: Final = re.compile(r"\(PID (\d+)\)")
 #: The tables ``DDL`` creates.
 TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", " ".join(DDL)))
-
-_wait_notice: Callable[[str], None] | None = None
-
-
-def on_wait(notice: Callable[[str], None] | None) -> None:
-    """Who is told, in one line, that opening a case waits for another process (the
-    command line says it on stderr; the library never prints)."""
-    global _wait_notice
-    _wait_notice = notice
 
 
 def _load_duckdb() -> None:
@@ -86,13 +77,12 @@ def _connect(store: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise CaseError(f"cannot open the case store {store}: {exc}") from exc
-            if not told and waited >= NOTICE_AFTER and _wait_notice is not None:
+            if not told and waited >= NOTICE_AFTER:
                 found = _HOLDER.search(str(exc))
                 holder = f"process {found.group(1)}" if found else "another process"
-                _wait_notice(
+                told = tell_waiting(
                     f"waiting for {holder} to release the case store {store} (Ctrl-C to stop)"
                 )
-                told = True
             time.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.25)

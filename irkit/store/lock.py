@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -17,6 +18,24 @@ from typing import Final
 from irkit.errors import CaseError
 
 LOCK_NAME: Final = "irkit.lock"
+
+_wait_notice: Callable[[str], None] | None = None
+
+
+def on_wait(notice: Callable[[str], None] | None) -> None:
+    """Who is told, in one line, that opening a case waits for another process (the
+    command line says it on stderr; the library never prints). Here, not in
+    ``irkit.store.case``: every command sets it, and most need no store."""
+    global _wait_notice
+    _wait_notice = notice
+
+
+def tell_waiting(message: str) -> bool:
+    """Say ``message`` to whoever ``on_wait`` named; False when nobody listens."""
+    if _wait_notice is None:
+        return False
+    _wait_notice(message)
+    return True
 
 
 class WriteLock:
