@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import re
 from typing import Any, Final
 
 UTC: Final = dt.UTC
@@ -141,6 +142,26 @@ FINDING_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 #: At most this many event uids are kept on one finding (``count`` has the full number).
+#: The longest one-line message (characters): longer text is cut, with "…".
+MAX_MESSAGE: Final = 1024
+#: C0/C1 controls, line and paragraph separators, and the invisible format characters
+#: (bidi overrides such as U+202E, zero-width marks) that can disguise text on a screen.
+MESSAGE_CONTROL: Final = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+"
+)
+
+
+def one_line(text: str) -> str:
+    """Control characters and line breaks become single spaces; long text is cut."""
+    # isprintable() is False for every control, separator and format character (and a few
+    # more), so the regex runs only on the rare message that needs it.
+    if not text.isprintable():
+        text = MESSAGE_CONTROL.sub(" ", text)
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 1] + "…"
+    return text
+
+
 MAX_EVENT_UIDS: Final = 100
 
 

@@ -65,12 +65,12 @@ class FileEventColumns:
     """Walked entries' file events, held as columns until :meth:`table` takes them."""
 
     def __init__(self) -> None:
-        from irkit.sources.messages import _CONTROL, MAX_MESSAGE
+        from irkit.model import MAX_MESSAGE, MESSAGE_CONTROL
         from irkit.speedups import speedups
 
         #: uids(sha256, records, ts_descs): the C twin of ``irkit.store.spool.uid``.
         self._uid_maker = speedups.uids if speedups is not None else _py_uids
-        self._control = _CONTROL
+        self._control = MESSAGE_CONTROL
         self._max_body = MAX_MESSAGE - max(len(d) for d in _DESCS)
         self.clear()
 
@@ -145,8 +145,7 @@ class FileEventColumns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from irkit.model import EVENT_COLUMNS
-        from irkit.sources.messages import one_line
+        from irkit.model import EVENT_COLUMNS, one_line
 
         files = len(self.paths)
         strings = pa.string()

@@ -68,7 +68,7 @@ def entry_rows(entry: FileEntry) -> list[Row]:
 def field_rows(fields: dict[str, str], artifact: str, record: str) -> list[Row]:
     """One event per known time in a file's ``fields`` (``entry_fields``' names): the
     rows of a file on disk and of one inside an image (``irkit.files.vfs``) alike."""
-    from irkit.sources.messages import one_line
+    from irkit.model import one_line
 
     blob = orjson.dumps(fields)
     what = f"{fields['size']} bytes, {fields['mode']}, uid {fields['uid']}"

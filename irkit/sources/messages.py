@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Callable, Mapping
 from itertools import islice
 from pathlib import Path
@@ -20,14 +19,18 @@ import yaml
 
 from irkit.artifacts import artifacts_dir, load_yaml
 from irkit.errors import IrkitError
+from irkit.model import MAX_MESSAGE, MESSAGE_CONTROL, one_line
 from irkit.speedups import speedups as _speedups
 
-MAX_MESSAGE: Final = 1024
-# C0/C1 controls, line and paragraph separators, and the invisible format characters
-# (bidi overrides such as U+202E, zero-width marks) that can disguise text on a screen.
-_CONTROL: Final = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+"
-)
+__all__ = [
+    "MAX_MESSAGE",
+    "MESSAGE_CONTROL",
+    "MessageCatalog",
+    "Template",
+    "load_catalog",
+    "one_line",
+]
+
 #: Fields left out of the fallback message: bulky and unreadable.
 _NOT_IN_FALLBACK: Final = frozenset({"Binary"})
 _EMPTY: Final = frozenset({"", "-"})
@@ -42,17 +45,6 @@ class Template:
     text: str
     fields: tuple[str, ...]
     provider: str = ""
-
-
-def one_line(text: str) -> str:
-    """Control characters and line breaks become single spaces; long text is cut."""
-    # isprintable() is False for every control, separator and format character (and a few
-    # more), so the regex runs only on the rare message that needs it.
-    if not text.isprintable():
-        text = _CONTROL.sub(" ", text)
-    if len(text) > MAX_MESSAGE:
-        text = text[: MAX_MESSAGE - 1] + "…"
-    return text
 
 
 class MessageCatalog:
