@@ -282,10 +282,11 @@ def _compile_detection(
 ) -> None:
     from sigma.exceptions import SigmaError
 
+    from irkit.detect.sigma_compile import condition_plan
+
     try:
         plans = [
-            sigma_sql.condition_plan(cond.parsed, placeholders)
-            for cond in item.detection.parsed_condition
+            condition_plan(cond.parsed, placeholders) for cond in item.detection.parsed_condition
         ]
         compiled.plan = plans[0] if len(plans) == 1 else ["or", plans]
         error = _regex_errors(compiled.plan, checker)

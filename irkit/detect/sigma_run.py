@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress, sigma_logsource, sigma_sql
@@ -72,6 +72,76 @@ def _sources_sql(groups: dict[str, list[SigmaRule]]) -> str:
 
 def _examples(rules: Sequence[SigmaRule]) -> list[str]:
     return [r.id for r in rules[:MAX_EXAMPLES]]
+
+
+#: A logsource table of at most this many rows has its fields' distinct values read once
+#: (``ValueIndex``), up to ``VALUES_BYTES`` of text: a rule that needs a literal no event
+#: holds is then decided without a query. On a host's events that is most rules.
+VALUES_ROWS = 200_000
+VALUES_BYTES = 32 << 20
+#: The needle each literal test looks for in ``ValueIndex``'s text of a column: the
+#: values joined by NUL and framed by it (a literal holds no NUL).
+_NEEDLES: dict[str, Callable[[str], str]] = {
+    "contains": lambda text: text,
+    "starts_with": lambda text: "\0" + text,
+    "ends_with": lambda text: text + "\0",
+    "=": lambda text: "\0" + text + "\0",
+}
+
+
+class ValueIndex:
+    """The distinct values of a logsource table's columns that rules test for literals,
+    each column's as one text, so that ``sigma_sql.possible`` can ask whether any event
+    passes a test. Exact: the values are the table's own (lower-cased by DuckDB as the
+    rules' SQL reads them), and the tests are the SQL's, substring for substring; a value
+    holding a NUL can only make a test look possible."""
+
+    def __init__(self, db: Any, table: str, columns: dict[str, int], plans: Sequence[Any]):
+        wanted = sorted(
+            {
+                key
+                for plan in plans
+                for key in sigma_sql.text_fields(plan)
+                if key[0] in columns and key[0] != sigma_sql.KEYWORDS_COLUMN
+            }
+        )
+        names = [("c" if lowered else "o") + str(columns[field]) for field, lowered in wanted]
+        self.texts: dict[tuple[str, bool], str] = {}
+        self._seen: dict[tuple[str, bool, str, str], bool] = {}
+        if not names:
+            return
+        sizes = db.execute(
+            "SELECT "
+            + ", ".join(f"coalesce(sum(strlen({n})), 0)" for n in names)
+            + f" FROM {table}"
+        ).fetchone()
+        budget, chosen = VALUES_BYTES, []
+        for key, name, size in zip(wanted, names, sizes or (), strict=False):
+            if int(size) <= budget:
+                budget -= int(size)
+                chosen.append((key, name))
+        if not chosen:
+            return
+        listed = ", ".join(name for _, name in chosen)
+        keys = {name: key for key, name in chosen}
+        rows = db.execute(  # one DISTINCT over (column, value) pairs: 3× one per column
+            "SELECT k, string_agg(v, chr(0)) FROM (SELECT DISTINCT k, v FROM (UNPIVOT "
+            f"(SELECT {listed} FROM {table}) ON COLUMNS(*) INTO NAME k VALUE v)) GROUP BY k"
+        ).fetchall()
+        for key in keys.values():  # a column without a value: no test passes on it
+            self.texts[key] = "\0\0"
+        for name, text in rows:
+            self.texts[keys[name]] = "\0" + text + "\0"
+
+    def holds(self, field: str, lowered: bool, func: str, text: str) -> bool:
+        """Whether some event's value of ``field`` may pass the test (True: not indexed)."""
+        key = (field, lowered, func, text)
+        known = self._seen.get(key)
+        if known is None:
+            haystack = self.texts.get((field, lowered))
+            known = True if haystack is None else _NEEDLES[func](text) in haystack
+            self._seen[key] = known
+        return known
 
 
 #: Rules evaluated in one pass over a logsource table: each rule's predicate a column of
@@ -197,6 +267,7 @@ def run_sigma(
     table_seconds = 0.0
     rule_seconds = 0.0
     work = 0
+    decided_total = 0
     matched_rows: dict[str, tuple[list[int], Matches]] = {}
     progress.phase("sigma: running rules", len(chosen), "rules")
     for index, (key, group) in enumerate(sorted(groups.items())):
@@ -247,7 +318,10 @@ def run_sigma(
         matches = Matches(db, table, columns)
         t0 = time.perf_counter()
         saved = _fast_settings(db)
+        decided = 0
         planned: list[tuple[SigmaRule, str]] = []
+        index_values = engine == "duckdb" and size <= VALUES_ROWS
+        values = ValueIndex(db, table, columns, [r.plan for r in group]) if index_values else None
         for rule in group:
             progress.advance()
             plan = rule.plan
@@ -255,6 +329,9 @@ def run_sigma(
             if sigma_sql.can_match(plan, functools.partial(_present, present)) is False:
                 missing = sorted({f for f in rule.fields if not present.get(f, False)})
                 never.append({"id": rule.id, "title": rule.title, "missing_fields": missing})
+                continue
+            if values is not None and not sigma_sql.possible(plan, values.holds):
+                decided += 1  # no event holds a literal it needs: it matches nothing
                 continue
             where = sigma_sql.plan_sql(
                 plan, functools.partial(_columns, columns), merge=engine == "duckdb"
@@ -267,8 +344,9 @@ def run_sigma(
                 continue
             rule.unsupported, rule.detail = "query failed", detail
             unsupported_at_run.append(rule)
-        run_count += len(planned) - len(failed)
-        work += size * (len(planned) - len(failed))
+        run_count += len(planned) - len(failed) + decided
+        work += size * (len(planned) - len(failed) + decided)
+        decided_total += decided
         if matched:  # what the findings show, read in a few queries, not one a finding
             _prefetch(matches, planned, matched)
         for index, (rule, _) in enumerate(planned):
@@ -306,6 +384,8 @@ def run_sigma(
          "total": result.seconds},
         len(result.findings),
     )  # fmt: skip
+    # Counted as run: decided for every event from the table's values (``ValueIndex``).
+    result.report["decided_by_values"] = decided_total
     result.report["not_run"] = {
         "below_min_level": len(detections) - len(chosen),
         "logsource_absent": sum(v["rules"] for v in coverage["logsource_absent"].values()),

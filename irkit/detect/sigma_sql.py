@@ -1,4 +1,5 @@
-"""Sigma detections as DuckDB SQL: pySigma's condition tree → a small plan → a WHERE clause.
+"""Sigma detections as DuckDB SQL: a rule's plan (``irkit.detect.sigma_compile`` makes it
+from pySigma's condition tree) → a WHERE clause. Running rules needs no pySigma.
 
 The plan is plain JSON (it is cached per rule file): ``["or", [...]]``, ``["and", [...]]``,
 ``["not", x]``, ``["const", bool]`` and ``["leaf", fields, sql, when_absent]``. A leaf's SQL
@@ -13,35 +14,11 @@ leaf is false (never unknown) on a missing field, so ``not`` behaves as Sigma sa
 
 from __future__ import annotations
 
+import functools
 import re
 import string
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
-
-from sigma.conditions import (
-    ConditionAND,
-    ConditionFieldEqualsValueExpression,
-    ConditionNOT,
-    ConditionOR,
-    ConditionValueExpression,
-)
-from sigma.types import (
-    CompareOperators,
-    Placeholder,
-    SigmaBool,
-    SigmaCasedString,
-    SigmaCIDRExpression,
-    SigmaCompareExpression,
-    SigmaExists,
-    SigmaExpansion,
-    SigmaFieldReference,
-    SigmaNull,
-    SigmaNumber,
-    SigmaRegularExpression,
-    SigmaRegularExpressionFlag,
-    SigmaString,
-    SpecialChars,
-)
 
 #: Where a leaf's SQL names its field's column (and a referenced field's column).
 COLUMN = "\x01"
@@ -76,139 +53,9 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _like_pattern(parts: list[str | SpecialChars]) -> str:
-    out = []
-    for part in parts:
-        if part is SpecialChars.WILDCARD_MULTI:
-            out.append("%")
-        elif part is SpecialChars.WILDCARD_SINGLE:
-            out.append("_")
-        else:
-            text = str(part)
-            out.append(text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
-    return "".join(out)
-
-
-def _string_sql(value: SigmaString, cased: bool) -> str:
-    """One Sigma string against the column: the cheapest DuckDB form that is exact."""
-    parts: list[str | SpecialChars] = []
-    for part in value.s:
-        if isinstance(part, Placeholder):
-            raise MissingPlaceholderError({part.name})
-        if isinstance(part, str) and not cased:
-            part = part.lower()
-        if parts and part is SpecialChars.WILDCARD_MULTI and parts[-1] is part:
-            continue
-        if parts and isinstance(part, str) and isinstance(parts[-1], str):
-            parts[-1] = parts[-1] + part
-        else:
-            parts.append(part)
-    column = COLUMN if cased else f"lower({COLUMN})"
-    star = SpecialChars.WILDCARD_MULTI
-    if not parts:
-        return f"{COLUMN} = ''"
-    if all(isinstance(p, str) for p in parts):
-        return f"{column} = {literal(''.join(str(p) for p in parts))}"
-    if len(parts) == 1 and parts[0] is star:
-        return f"{COLUMN} IS NOT NULL"
-    if len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
-        return f"contains({column}, {literal(parts[1])})"
-    if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
-        return f"ends_with({column}, {literal(parts[1])})"
-    if len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
-        return f"starts_with({column}, {literal(parts[0])})"
-    return f"{column} LIKE {literal(_like_pattern(parts))} ESCAPE '\\'"
-
-
-_FLAGS = {
-    SigmaRegularExpressionFlag.IGNORECASE: "i",
-    SigmaRegularExpressionFlag.MULTILINE: "m",
-    SigmaRegularExpressionFlag.DOTALL: "s",
-}
-
-_COMPARE = {
-    CompareOperators.LT: "<",
-    CompareOperators.LTE: "<=",
-    CompareOperators.GT: ">",
-    CompareOperators.GTE: ">=",
-    CompareOperators.NEQ: "<>",
-}
-
-
-def _leaf(fields: list[str], sql: str, when_absent: bool = False) -> Plan:
+def leaf_plan(fields: list[str], sql: str, when_absent: bool = False) -> Plan:
+    """A leaf: the SQL of a test of ``fields`` (``COLUMN``, ``OTHER_COLUMN``)."""
     return ["leaf", fields, sql, when_absent]
-
-
-def value_plan(field: str | None, value: Any, placeholders: Mapping[str, list[str]]) -> Plan:
-    """The plan of one field (``None``: keyword search) compared with one Sigma value."""
-    fields = [field] if field is not None else [KEYWORDS_COLUMN]
-    if isinstance(value, SigmaExpansion):
-        return ["or", [value_plan(field, v, placeholders) for v in value.values]]
-    if isinstance(value, SigmaString) and value.contains_placeholder():
-        missing = {
-            p.name for p in value.s if isinstance(p, Placeholder) and p.name not in placeholders
-        }
-        if missing:
-            raise MissingPlaceholderError(missing)
-        expanded = value.replace_placeholders(lambda p: iter(placeholders[p.name]))
-        cased = isinstance(value, SigmaCasedString)
-        return ["or", [_leaf(fields, _string_sql(v, cased)) for v in expanded]]
-    if isinstance(value, SigmaString):
-        if field is None and not value.contains_special():
-            # A keyword is searched for anywhere in the event.
-            value = SigmaString("*") + value + SigmaString("*")
-        return _leaf(fields, _string_sql(value, isinstance(value, SigmaCasedString)))
-    if isinstance(value, SigmaBool):
-        return _leaf(fields, f"lower({COLUMN}) = {literal(str(value.boolean).lower())}")
-    if isinstance(value, SigmaCompareExpression):
-        number = value.number.number
-        op = _COMPARE[value.op]
-        return _leaf(fields, f"TRY_CAST({COLUMN} AS DOUBLE) {op} {float(number)!r}")
-    if isinstance(value, SigmaNumber):
-        return _leaf(fields, f"{COLUMN} = {literal(str(value.number))}")
-    if isinstance(value, SigmaNull):
-        return _leaf(fields, f"({COLUMN} IS NULL OR {COLUMN} = '')", when_absent=True)
-    if isinstance(value, SigmaExists):
-        if value.exists:
-            return _leaf(fields, f"{COLUMN} IS NOT NULL")
-        return _leaf(fields, f"{COLUMN} IS NULL", when_absent=True)
-    if isinstance(value, SigmaRegularExpression):
-        flags = "".join(sorted(_FLAGS[f] for f in value.flags))
-        pattern = (f"(?{flags})" if flags else "") + str(value.regexp)
-        return _leaf(fields, f"regexp_matches({COLUMN}, {literal(pattern)})")
-    if isinstance(value, SigmaCIDRExpression):
-        prefixes = value.expand(wildcard="*")
-        return [
-            "or",
-            [_leaf(fields, _string_sql(SigmaString(p), cased=False)) for p in prefixes],
-        ]
-    if isinstance(value, SigmaFieldReference):
-        if field is None:
-            raise UnsupportedError("fieldref without a field")
-        other = f"lower({OTHER_COLUMN})"
-        if value.starts_with:
-            sql = f"starts_with(lower({COLUMN}), {other})"
-        elif value.ends_with:
-            sql = f"ends_with(lower({COLUMN}), {other})"
-        else:
-            sql = f"lower({COLUMN}) = {other}"
-        return _leaf([field, value.field], sql)
-    raise UnsupportedError(f"value type {type(value).__name__}")
-
-
-def condition_plan(node: Any, placeholders: Mapping[str, list[str]]) -> Plan:
-    """The plan of a postprocessed pySigma condition tree."""
-    if isinstance(node, ConditionOR):
-        return ["or", [condition_plan(arg, placeholders) for arg in node.args]]
-    if isinstance(node, ConditionAND):
-        return ["and", [condition_plan(arg, placeholders) for arg in node.args]]
-    if isinstance(node, ConditionNOT):
-        return ["not", condition_plan(node.args[0], placeholders)]
-    if isinstance(node, ConditionFieldEqualsValueExpression):
-        return value_plan(node.field, node.value, placeholders)
-    if isinstance(node, ConditionValueExpression):
-        return value_plan(None, node.value, placeholders)
-    raise UnsupportedError(f"condition {type(node).__name__}")
 
 
 def plan_fields(plan: Plan) -> Iterator[str]:
@@ -236,6 +83,22 @@ _ANCHORS = {"contains": ("", ""), "starts_with": ("^", ""), "ends_with": ("", "$
 _RE_SPECIAL = frozenset(string.punctuation)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _literal_test(sql: str) -> tuple[str, str, str] | None:
+    """(test, target, literal) of a leaf's SQL testing one column against a literal
+    (``contains``, ``starts_with``, ``ends_with``, ``=``; the target ``\x01`` or
+    ``lower(\x01)``); None for any other SQL. Once a process for each text."""
+    match = _TEXT_LEAF.match(sql)
+    if match is not None:
+        func, target, text = match.groups()
+    else:
+        equals = _EQUALS_LEAF.match(sql)
+        if equals is None:
+            return None
+        func, (target, text) = "=", equals.groups()
+    return func, target, text.replace("''", "'")
+
+
 def _re_literal(text: str) -> str:
     return "".join("\\" + ch if ch in _RE_SPECIAL else ch for ch in text)
 
@@ -249,18 +112,12 @@ def _merged(children: list[Plan]) -> list[Plan]:
     kept: list[Plan] = []
     for child in children:
         leaf = child[0] == "leaf" and not child[3] and len(child[1]) == 1
-        match = _TEXT_LEAF.match(child[2]) if leaf else None
-        equals = _EQUALS_LEAF.match(child[2]) if leaf and match is None else None
-        if match is not None:
-            func, target, text = match.groups()
-        elif equals is not None:
-            func, (target, text) = "=", equals.groups()
-        else:
+        test = _literal_test(child[2]) if leaf else None
+        if test is None:
             kept.append(child)
             continue
-        runs.setdefault((func, target, tuple(child[1])), []).append(
-            (text.replace("''", "'"), child)
-        )
+        func, target, text = test
+        runs.setdefault((func, target, tuple(child[1])), []).append((text, child))
     out = list(kept)
     for (func, target, fields), run in runs.items():
         if len(run) < MERGE_MIN:  # too few to be worth it: the leaves as they were
@@ -269,13 +126,13 @@ def _merged(children: list[Plan]) -> list[Plan]:
         texts = [text for text, _ in run]
         if func == "=":  # x = 'a' OR x = 'b' is x IN ('a', 'b'), NULL as NULL
             listed = ", ".join(literal(t) for t in texts)
-            out.append(_leaf(list(fields), f"{target} IN ({listed})"))
+            out.append(leaf_plan(list(fields), f"{target} IN ({listed})"))
             continue
         start, end = _ANCHORS[func]
         for first in range(0, len(texts), MERGE_MAX):
             chunk = "|".join(_re_literal(t) for t in texts[first : first + MERGE_MAX])
             pattern = f"{start}(?:{chunk}){end}"
-            out.append(_leaf(list(fields), f"regexp_matches({target}, {literal(pattern)})"))
+            out.append(leaf_plan(list(fields), f"regexp_matches({target}, {literal(pattern)})"))
     return out
 
 
@@ -327,3 +184,45 @@ def can_match(plan: Plan, present: Callable[[str], bool]) -> bool | None:
 
     result = walk(plan)
     return False if result is False else None
+
+
+def _text_test(leaf: Plan) -> tuple[str, bool, str, str] | None:
+    """(field, lower-cased?, test, literal) of a leaf testing one field's text against a
+    literal (``_literal_test``); None for any other leaf."""
+    if leaf[3] or len(leaf[1]) != 1:
+        return None
+    test = _literal_test(leaf[2])
+    if test is None:
+        return None
+    func, target, text = test
+    return leaf[1][0], target.startswith("lower("), func, text
+
+
+def text_fields(plan: Plan) -> Iterator[tuple[str, bool]]:
+    """The (field, lower-cased?) columns a plan's literal tests read."""
+    if plan[0] == "leaf":
+        test = _text_test(plan)
+        if test is not None:
+            yield test[0], test[1]
+    elif plan[0] == "not":
+        yield from text_fields(plan[1])
+    elif plan[0] in ("and", "or"):
+        for child in plan[1]:
+            yield from text_fields(child)
+
+
+def possible(plan: Plan, holds: Callable[[str, bool, str, str], bool]) -> bool:
+    """False when the plan is true on no event: it needs a literal test no event passes.
+    ``holds(field, lower-cased?, test, literal)`` says whether some event's value passes
+    one (True when it cannot tell). Under ``not`` nothing is concluded."""
+    kind = plan[0]
+    if kind == "const":
+        return bool(plan[1])
+    if kind == "leaf":
+        test = _text_test(plan)
+        return True if test is None else holds(*test)
+    if kind == "and":
+        return all(possible(child, holds) for child in plan[1])
+    if kind == "or":
+        return any(possible(child, holds) for child in plan[1])
+    return True

@@ -28,6 +28,7 @@ under ``/tmp`` once and keeps it), ``--events-repeat`` times, interleaved:
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -37,6 +38,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bytecode import installed_bytecode
 
 CEILING = r"""
 import hashlib, os, sys
@@ -178,6 +181,13 @@ def main() -> int:
     parser.add_argument("--events-repeat", type=int, default=3)
     parser.add_argument("--only", choices=("hash", "events"), help="one group of rows")
     args = parser.parse_args()
+    import irkit
+
+    bytecode = Path(tempfile.mkdtemp(prefix="irkit-bench-bytecode-"))
+    atexit.register(shutil.rmtree, bytecode, ignore_errors=True)
+    env, _ = installed_bytecode(os.environ, bytecode, [Path(irkit.__file__).parent])
+    os.environ.clear()
+    os.environ.update(env)  # the commands, run from here, inherit it
     if args.only == "events":
         work = Path(tempfile.mkdtemp(prefix="irkit-bench-events-"))
         try:

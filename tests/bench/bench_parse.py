@@ -50,6 +50,7 @@ from typing import Any, Final
 import hostlogs  # the sibling modules: this script runs with tests/bench on sys.path
 import psutil
 import tile_evtx
+from bytecode import installed_bytecode
 
 EVTX_DIRS: Final = ("EVTX-ATTACK-SAMPLES", "omerbenamram-evtx", "python-evtx", "plaso-evtx")
 PLASO_DIRS: Final = ("python-evtx", "plaso-evtx")
@@ -301,19 +302,13 @@ class Bench:
         self.notes: dict[str, Any] = {}
         self.env = {**os.environ, "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
         self.env.pop("IRKIT_DEBUG", None)
-        if self.env.pop("PYTHONDONTWRITEBYTECODE", None):
-            # An installed irkit has its bytecode compiled (pip does it); a checkout run
-            # with PYTHONDONTWRITEBYTECODE would compile every module in every run
-            # (~0.1 s). Compiled once here, into the temporary folder, not the tree.
-            self.env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
-            import irkit
+        import irkit
 
-            trees = [str(Path(irkit.__file__).parent)]
-            if args.baseline is not None:
-                trees.append(str(args.baseline / "irkit"))
-            subprocess.run(
-                [sys.executable, "-m", "compileall", "-q", *trees], env=self.env, check=False
-            )
+        trees = [Path(irkit.__file__).parent]
+        if args.baseline is not None:
+            trees.append(args.baseline / "irkit")
+        self.env, compiled = installed_bytecode(self.env, tmp, trees)
+        if compiled:
             self.notes["bytecode"] = "compiled once into PYTHONPYCACHEPREFIX"
 
     def row(self, key: str, label: str, files: Sequence[Path], command: list[str]) -> Row:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bytecode import installed_bytecode
+
 CORPUS = Path(os.environ.get("IRKIT_CORPUS", Path(__file__).resolve().parents[3] / "shared/corpus"))
 
 
@@ -57,6 +59,12 @@ def main() -> int:
     parser.add_argument("--code", nargs="*", default=[""], help="irkit trees ('' installed)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="irkit-bench-scan-"))
+    import irkit
+
+    trees = [Path(c) / "irkit" if c else Path(irkit.__file__).parent for c in args.code]
+    env, _ = installed_bytecode(os.environ, work, trees)
+    os.environ.clear()
+    os.environ.update(env)  # the commands, run from here, inherit it
     for code in args.code:
         origin = _origin(code)
         print(json.dumps({"code": code or "installed", "irkit": origin}), flush=True)
