@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import yaml
@@ -228,10 +228,12 @@ def _same_source(variant: Variant, source: str) -> bool:
     return source == variant.source
 
 
-def variant_keys(variant: Variant, keys: Mapping[tuple[str, str, str], set[str]]) -> set[str]:
-    """The field names a variant's events carry in this case."""
+def _variant_groups(
+    variant: Variant, keys: Mapping[tuple[str, str, str], set[str]]
+) -> Iterator[set[str]]:
+    """The field names of each (source, channel, EventID) group of events in ``keys``
+    the variant may read (its ``where`` and ``filter`` are not tested here)."""
     channels = None if variant.channels is None else {c.lower() for c in variant.channels}
-    out: set[str] = set()
     for (source, channel, event_id), names in keys.items():
         if not _same_source(variant, source):
             continue
@@ -241,8 +243,23 @@ def variant_keys(variant: Variant, keys: Mapping[tuple[str, str, str], set[str]]
             continue
         if variant.has and not set(variant.has) <= names:
             continue
+        yield names
+
+
+def variant_keys(variant: Variant, keys: Mapping[tuple[str, str, str], set[str]]) -> set[str]:
+    """The field names a variant's events carry in this case."""
+    out: set[str] = set()
+    for names in _variant_groups(variant, keys):
         out |= names
     return out
+
+
+def may_have_events(
+    variants: Iterable[Variant], keys: Mapping[tuple[str, str, str], set[str]]
+) -> bool:
+    """False when no event of the case can be one of ``variants`` (no source, channel and
+    EventID of theirs in ``keys``): their table would be empty, so it is not built."""
+    return any(next(_variant_groups(v, keys), None) is not None for v in variants)
 
 
 def _squash(name: str) -> str:
