@@ -14,6 +14,7 @@ from irkit.detect import heuristics as heuristics_module
 from irkit.detect.heuristics import (
     Heuristic,
     check_sql,
+    compile_sql,
     heuristics_dir,
     load_heuristics,
     run_heuristics,
@@ -216,3 +217,29 @@ def test_corpus(corpus_case: tuple[Path, dict[str, object]]) -> None:
         "wmi_spawned_process",
     ):
         assert counts[rule], rule
+
+
+def test_a_failing_heuristic_is_named_and_the_others_of_its_batch_still_run(
+    corpus_case: tuple[Path, dict[str, object]],
+) -> None:
+    """Heuristics run in batches of ``BATCH`` on DuckDB; a rule whose SQL fails at run time
+    fails its batch, whose rules then run alone: the failure is one named warning, and
+    every other rule's findings are as without it."""
+    case_dir, _ = corpus_case
+    bad = dataclasses.replace(
+        HEURISTICS[0], id="casts_text_to_a_number", sql=compile_sql("CAST(uid AS INTEGER) > 0")
+    )
+    with Case(case_dir, read_only=True) as case:
+        clean = run_heuristics(case)
+        with_bad = run_heuristics(case, [*HEURISTICS[:5], bad, *HEURISTICS[5:]])
+    assert clean.warnings == []
+    assert [(w.path, w.kind) for w in with_bad.warnings] == [
+        ("casts_text_to_a_number", "heuristic-failed")
+    ]
+    assert "Conversion Error" in with_bad.warnings[0].message
+    assert [dataclasses.asdict(f) for f in with_bad.findings] == [
+        dataclasses.asdict(f) for f in clean.findings
+    ]
+    assert len(clean.report["seconds_by_batch"]) == -(-len(HEURISTICS) // heuristics_module.BATCH)
+    # the failed batch ran alone: its rules have their own timings, the others do not
+    assert len(with_bad.report["seconds_by_rule"]) == heuristics_module.BATCH
