@@ -4,10 +4,11 @@ and a report of what ran and what could not fire."""
 
 from __future__ import annotations
 
+import bisect
 import collections
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from irkit.detect import NO_PROGRESS, DetectorResult, ScanProgress, sigma_logsource, sigma_sql
@@ -79,22 +80,13 @@ def _examples(rules: Sequence[SigmaRule]) -> list[str]:
 #: holds is then decided without a query. On a host's events that is most rules.
 VALUES_ROWS = 200_000
 VALUES_BYTES = 32 << 20
-#: The needle each literal test looks for in ``ValueIndex``'s text of a column: the
-#: values joined by NUL and framed by it (a literal holds no NUL).
-_NEEDLES: dict[str, Callable[[str], str]] = {
-    "contains": lambda text: text,
-    "starts_with": lambda text: "\0" + text,
-    "ends_with": lambda text: text + "\0",
-    "=": lambda text: "\0" + text + "\0",
-}
 
 
 class ValueIndex:
-    """The distinct values of a logsource table's columns that rules test for literals,
-    each column's as one text, so that ``sigma_sql.possible`` can ask whether any event
-    passes a test. Exact: the values are the table's own (lower-cased by DuckDB as the
-    rules' SQL reads them), and the tests are the SQL's, substring for substring; a value
-    holding a NUL can only make a test look possible."""
+    """The distinct values of a logsource table's columns that rules test for literals
+    (``_Values``), so that ``sigma_sql.possible`` can ask whether any event passes a test.
+    Exact: the values are the table's own (lower-cased by DuckDB as the rules' SQL reads
+    them), and the tests are the SQL's, character for character."""
 
     def __init__(self, db: Any, table: str, columns: dict[str, int], plans: Sequence[Any]):
         wanted = sorted(
@@ -106,7 +98,7 @@ class ValueIndex:
             }
         )
         names = [("c" if lowered else "o") + str(columns[field]) for field, lowered in wanted]
-        self.texts: dict[tuple[str, bool], str] = {}
+        self.values: dict[tuple[str, bool], _Values] = {}
         self._seen: dict[tuple[str, bool, str, str], bool] = {}
         if not names:
             return
@@ -125,23 +117,47 @@ class ValueIndex:
         listed = ", ".join(name for _, name in chosen)
         keys = {name: key for key, name in chosen}
         rows = db.execute(  # one DISTINCT over (column, value) pairs: 3× one per column
-            "SELECT k, string_agg(v, chr(0)) FROM (SELECT DISTINCT k, v FROM (UNPIVOT "
+            "SELECT k, list(v) FROM (SELECT DISTINCT k, v FROM (UNPIVOT "
             f"(SELECT {listed} FROM {table}) ON COLUMNS(*) INTO NAME k VALUE v)) GROUP BY k"
         ).fetchall()
         for key in keys.values():  # a column without a value: no test passes on it
-            self.texts[key] = "\0\0"
-        for name, text in rows:
-            self.texts[keys[name]] = "\0" + text + "\0"
+            self.values[key] = _Values([])
+        for name, values in rows:
+            self.values[keys[name]] = _Values(values)
 
     def holds(self, field: str, lowered: bool, func: str, text: str) -> bool:
         """Whether some event's value of ``field`` may pass the test (True: not indexed)."""
         key = (field, lowered, func, text)
         known = self._seen.get(key)
         if known is None:
-            haystack = self.texts.get((field, lowered))
-            known = True if haystack is None else _NEEDLES[func](text) in haystack
+            values = self.values.get((field, lowered))
+            known = True if values is None else values.holds(func, text)
             self._seen[key] = known
         return known
+
+
+class _Values:
+    """One column's distinct values, for the four literal tests: a set (``=``), sorted
+    values and sorted reversed values (a prefix or a suffix found by bisection), and the
+    values joined by NUL (``contains``: a literal holds no NUL, so a match across two
+    values can only come from a value holding one, and only keeps a rule)."""
+
+    def __init__(self, values: Sequence[str]) -> None:
+        self.exact = frozenset(values)
+        self.ordered = sorted(self.exact)
+        self.reversed = sorted(v[::-1] for v in self.exact)
+        self.joined = "\0".join(self.ordered)
+
+    def holds(self, func: str, text: str) -> bool:
+        if func == "=":
+            return text in self.exact
+        if func == "contains":
+            return text in self.joined and bool(self.exact)
+        ordered, text = (
+            (self.ordered, text) if func == "starts_with" else (self.reversed, text[::-1])
+        )
+        found = bisect.bisect_left(ordered, text)
+        return found < len(ordered) and ordered[found].startswith(text)
 
 
 #: Rules evaluated in one pass over a logsource table: each rule's predicate a column of
