@@ -78,7 +78,8 @@ def test_a_plan_decided_by_the_values_matches_no_row(seed: int) -> None:
     rng = random.Random(seed)
     db, pool = _table(rng, nul=seed % 4 == 0)
     plans = [_plan(rng, pool) for _ in range(60)]
-    index = ValueIndex(db, "t", FIELDS, plans)
+    rows = int(db.execute("SELECT count(*) FROM t").fetchall()[0][0])
+    index = ValueIndex(db, "t", FIELDS, plans, rows)
     decided = 0
     for plan in plans:
         if not sigma_sql.possible(plan, index.holds):
@@ -87,12 +88,12 @@ def test_a_plan_decided_by_the_values_matches_no_row(seed: int) -> None:
     # one literal test is decided exactly (values with a NUL aside: they only keep tests)
     for _ in range(40):
         leaf = _leaf(rng, pool)
-        index = ValueIndex(db, "t", FIELDS, [leaf])
+        index = ValueIndex(db, "t", FIELDS, [leaf], rows)
         if seed % 4:
             assert sigma_sql.possible(leaf, index.holds) == (_matches(db, leaf) > 0), leaf
         elif not sigma_sql.possible(leaf, index.holds):
             assert _matches(db, leaf) == 0
-    assert decided or seed % 4 == 0 or not db.execute("SELECT count(*) FROM t").fetchone()[0]
+    assert decided or seed % 4 == 0 or not rows
     db.close()
 
 
@@ -113,3 +114,22 @@ def test_the_corpus_case_gives_the_same_findings_without_the_index(
     assert indexed.findings and [dataclasses.asdict(f) for f in indexed.findings] == [
         dataclasses.asdict(f) for f in every_rule.findings
     ]
+
+
+def test_columns_over_the_budget_are_not_indexed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded: a column whose cells would pass ``VALUES_CELLS`` is left out,
+    and a rule testing it runs (it is not decided)."""
+    db = duckdb.connect()
+    db.execute("CREATE TABLE t AS SELECT 'v' || (i % 7) AS o0, 'w' || i AS o1 FROM range(100) r(i)")
+    db.execute("ALTER TABLE t ADD COLUMN c0 VARCHAR; ALTER TABLE t ADD COLUMN c1 VARCHAR")
+    db.execute("UPDATE t SET c0 = lower(o0), c1 = lower(o1)")
+    absent_f = ["leaf", ["F"], f"lower({COLUMN}) = 'nowhere'", False]
+    absent_g = ["leaf", ["G"], f"lower({COLUMN}) = 'nowhere'", False]
+    monkeypatch.setattr(sigma_run, "VALUES_CELLS", 150)  # room for one column of 100 rows
+    index = ValueIndex(db, "t", FIELDS, [absent_f, absent_g], 100)
+    assert list(index.values) == [("F", True)]
+    assert not sigma_sql.possible(absent_f, index.holds)
+    assert sigma_sql.possible(absent_g, index.holds)  # not indexed: it runs
+    monkeypatch.setattr(sigma_run, "VALUES_BYTES", 10)  # F's 200 bytes of text are too many
+    assert ValueIndex(db, "t", FIELDS, [absent_f], 100).values == {}
+    db.close()

@@ -4,7 +4,6 @@ and a report of what ran and what could not fire."""
 
 from __future__ import annotations
 
-import bisect
 import collections
 import functools
 import time
@@ -76,10 +75,14 @@ def _examples(rules: Sequence[SigmaRule]) -> list[str]:
 
 
 #: A logsource table of at most this many rows has its fields' distinct values read once
-#: (``ValueIndex``), up to ``VALUES_BYTES`` of text: a rule that needs a literal no event
-#: holds is then decided without a query. On a host's events that is most rules.
+#: (``ValueIndex``): a rule that needs a literal no event holds is then decided without a
+#: query. On a host's events that is most rules. Columns are indexed while their cells
+#: (rows × columns) and text stay within the budgets: ~100 bytes of memory a value held,
+#: so at most ~60 MB for a table's index; a column over budget is not indexed, and its
+#: rules run.
 VALUES_ROWS = 200_000
-VALUES_BYTES = 32 << 20
+VALUES_CELLS = 500_000
+VALUES_BYTES = 16 << 20
 
 
 class ValueIndex:
@@ -88,7 +91,9 @@ class ValueIndex:
     Exact: the values are the table's own (lower-cased by DuckDB as the rules' SQL reads
     them), and the tests are the SQL's, character for character."""
 
-    def __init__(self, db: Any, table: str, columns: dict[str, int], plans: Sequence[Any]):
+    def __init__(
+        self, db: Any, table: str, columns: dict[str, int], plans: Sequence[Any], rows: int
+    ) -> None:
         wanted = sorted(
             {
                 key
@@ -107,22 +112,23 @@ class ValueIndex:
             + ", ".join(f"coalesce(sum(strlen({n})), 0)" for n in names)
             + f" FROM {table}"
         ).fetchone()
-        budget, chosen = VALUES_BYTES, []
+        budget, cells, chosen = VALUES_BYTES, VALUES_CELLS, []
         for key, name, size in zip(wanted, names, sizes or (), strict=False):
-            if int(size) <= budget:
+            if int(size) <= budget and rows <= cells:
                 budget -= int(size)
+                cells -= rows
                 chosen.append((key, name))
         if not chosen:
             return
         listed = ", ".join(name for _, name in chosen)
         keys = {name: key for key, name in chosen}
-        rows = db.execute(  # one DISTINCT over (column, value) pairs: 3× one per column
+        found = db.execute(  # one DISTINCT over (column, value) pairs: 3× one per column
             "SELECT k, list(v) FROM (SELECT DISTINCT k, v FROM (UNPIVOT "
             f"(SELECT {listed} FROM {table}) ON COLUMNS(*) INTO NAME k VALUE v)) GROUP BY k"
         ).fetchall()
         for key in keys.values():  # a column without a value: no test passes on it
             self.values[key] = _Values([])
-        for name, values in rows:
+        for name, values in found:
             self.values[keys[name]] = _Values(values)
 
     def holds(self, field: str, lowered: bool, func: str, text: str) -> bool:
@@ -137,27 +143,23 @@ class ValueIndex:
 
 
 class _Values:
-    """One column's distinct values, for the four literal tests: a set (``=``), sorted
-    values and sorted reversed values (a prefix or a suffix found by bisection), and the
-    values joined by NUL (``contains``: a literal holds no NUL, so a match across two
-    values can only come from a value holding one, and only keeps a rule)."""
+    """One column's distinct values, for the four literal tests: a set (``=``), and the
+    values joined and framed by NUL (``contains``, ``starts_with``, ``ends_with``). A
+    literal holds no NUL, so a match across two values can only come from a value that
+    holds one, and only keeps a rule."""
 
     def __init__(self, values: Sequence[str]) -> None:
         self.exact = frozenset(values)
-        self.ordered = sorted(self.exact)
-        self.reversed = sorted(v[::-1] for v in self.exact)
-        self.joined = "\0".join(self.ordered)
+        self.joined = "\0" + "\0".join(self.exact) + "\0" if self.exact else ""
 
     def holds(self, func: str, text: str) -> bool:
         if func == "=":
             return text in self.exact
-        if func == "contains":
-            return text in self.joined and bool(self.exact)
-        ordered, text = (
-            (self.ordered, text) if func == "starts_with" else (self.reversed, text[::-1])
-        )
-        found = bisect.bisect_left(ordered, text)
-        return found < len(ordered) and ordered[found].startswith(text)
+        if func == "starts_with":
+            text = "\0" + text
+        elif func == "ends_with":
+            text += "\0"
+        return bool(self.exact) and text in self.joined
 
 
 #: Rules evaluated in one pass over a logsource table: each rule's predicate a column of
@@ -341,7 +343,9 @@ def run_sigma(
         decided = 0
         planned: list[tuple[SigmaRule, str]] = []
         index_values = engine == "duckdb" and size <= VALUES_ROWS
-        values = ValueIndex(db, table, columns, [r.plan for r in group]) if index_values else None
+        values = (
+            ValueIndex(db, table, columns, [r.plan for r in group], size) if index_values else None
+        )
         for rule in group:
             progress.advance()
             plan = rule.plan
