@@ -67,7 +67,7 @@ BLOCKED_FUNCTIONS: Final = frozenset(
 )
 EXCERPT_MAX: Final = 300
 #: Bump when ``Heuristic`` or the checks change: old cache entries are then ignored.
-CACHE_VERSION: Final = "1"
+CACHE_VERSION: Final = "2"
 _ISO: Final = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
 
@@ -86,6 +86,8 @@ class Heuristic:
     fires: tuple[Mapping[str, Any], ...] = ()
     silent: tuple[Mapping[str, Any], ...] = ()
     path: str = ""
+    #: A whole ``query:`` (not a ``where:`` condition).
+    query: bool = False
 
 
 def heuristics_dir() -> Path:
@@ -175,6 +177,7 @@ def parse_heuristic(path: Path) -> tuple[Heuristic | None, list[str]]:
             fires=fires,
             silent=silent,
             path=str(path),
+            query=bool(query),
         ),
         [],
     )
@@ -411,38 +414,35 @@ def run_heuristics(
     counts: dict[str, int] = {}
     timings: dict[str, float] = {}
     skipped: dict[str, str] = {}
-    grouped: list[tuple[Heuristic, list[_Group]]] = []
+    found: dict[int, list[_Group]] = {}
+    failed: dict[int, ParseWarning] = {}
     progress.phase("heuristics", len(chosen), "rules")
-    duck = getattr(case.db, "dialect", "duckdb") == "duckdb"
     batches: list[dict[str, Any]] = []
-    for start in range(0, len(chosen), BATCH if duck else 1):
-        batch = chosen[start : start + (BATCH if duck else 1)]
+    for unit in _units(chosen, getattr(case.db, "dialect", "duckdb") == "duckdb"):
         started = time.perf_counter()
-        together = _run_batch(case.db, batch) if duck and len(batch) > 1 else None
+        together = _run_batch(case.db, [chosen[i] for i in unit]) if len(unit) > 1 else None
         if together is not None:
-            batches.append(
-                {"rules": [h.id for h in batch], "seconds": round(time.perf_counter() - started, 3)}
-            )
-            for heuristic, groups in zip(batch, together, strict=True):
-                counts[heuristic.id] = len(groups)
-                grouped.append((heuristic, groups))
-            progress.advance(len(batch))
+            seconds = round(time.perf_counter() - started, 3)
+            batches.append({"rules": [chosen[i].id for i in unit], "seconds": seconds})
+            found.update(zip(unit, together, strict=True))
+            progress.advance(len(unit))
             continue
-        for heuristic in batch:  # alone: another engine, or a batch that failed
+        for index in unit:  # alone: a query, another engine, or a batch that failed
+            heuristic = chosen[index]
             started = time.perf_counter()
             try:
-                groups = _run_one(case.db, heuristic)
+                found[index] = _run_one(case.db, heuristic)
             except EngineError as exc:  # another engine cannot run it: said, not a failure
                 skipped[heuristic.id] = exc.message
-                continue
             except IrkitError as exc:
-                result.warnings.append(ParseWarning(heuristic.id, "heuristic-failed", exc.message))
-                continue
+                failed[index] = ParseWarning(heuristic.id, "heuristic-failed", exc.message)
             finally:
                 timings[heuristic.id] = round(time.perf_counter() - started, 3)
                 progress.advance()
-            counts[heuristic.id] = len(groups)
-            grouped.append((heuristic, groups))
+    result.warnings += [failed[i] for i in sorted(failed)]
+    grouped = [(chosen[i], found[i]) for i in sorted(found)]
+    for heuristic, groups in grouped:
+        counts[heuristic.id] = len(groups)
     if getattr(case.db, "dialect", "duckdb") == "duckdb":
         case.db.execute("DROP TABLE IF EXISTS _irkit_hits")
     firsts = _first_rows(case.db, {g[5][0] for _, groups in grouped for g in groups})
@@ -459,6 +459,15 @@ def run_heuristics(
         "seconds_by_batch": batches,
     }
     return result
+
+
+def _units(chosen: Sequence[Heuristic], duck: bool) -> list[list[int]]:
+    """How the chosen heuristics run, by index: on DuckDB the ``where:`` rules ``BATCH`` to
+    a query, each ``query:`` alone (their joins and windows, sixteen at once over a big
+    case's parts, passed DuckDB's memory limit: 256 MB); on another engine each alone."""
+    simple = [i for i, h in enumerate(chosen) if duck and not h.query]
+    units = [simple[start : start + BATCH] for start in range(0, len(simple), BATCH)]
+    return units + [[i] for i, h in enumerate(chosen) if not duck or h.query]
 
 
 def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[_Group]:
