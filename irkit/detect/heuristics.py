@@ -418,7 +418,8 @@ def run_heuristics(
     failed: dict[int, ParseWarning] = {}
     progress.phase("heuristics", len(chosen), "rules")
     batches: list[dict[str, Any]] = []
-    for unit in _units(chosen, getattr(case.db, "dialect", "duckdb") == "duckdb"):
+    duck = getattr(case.db, "dialect", "duckdb") == "duckdb"
+    for unit in _units(chosen, duck, held=getattr(case, "events_held", False)):
         started = time.perf_counter()
         together = _run_batch(case.db, [chosen[i] for i in unit]) if len(unit) > 1 else None
         if together is not None:
@@ -461,13 +462,20 @@ def run_heuristics(
     return result
 
 
-def _units(chosen: Sequence[Heuristic], duck: bool) -> list[list[int]]:
-    """How the chosen heuristics run, by index: on DuckDB the ``where:`` rules ``BATCH`` to
-    a query, each ``query:`` alone (their joins and windows, sixteen at once over a big
-    case's parts, passed DuckDB's memory limit: 256 MB); on another engine each alone."""
-    simple = [i for i, h in enumerate(chosen) if duck and not h.query]
-    units = [simple[start : start + BATCH] for start in range(0, len(simple), BATCH)]
-    return units + [[i] for i, h in enumerate(chosen) if not duck or h.query]
+def _units(chosen: Sequence[Heuristic], duck: bool, held: bool) -> list[list[int]]:
+    """How the chosen heuristics run, by index: on DuckDB ``BATCH`` to a query, the
+    ``where:`` rules together and the ``query:`` rules together; a ``query:`` alone when
+    the events are not held in memory (``held``: a small case), as sixteen of their joins
+    and windows at once over a big case's parts passed DuckDB's memory limit (256 MB). On
+    another engine each alone."""
+    if not duck:
+        return [[i] for i in range(len(chosen))]
+    units: list[list[int]] = []
+    for query in (False, True):
+        kind = [i for i, h in enumerate(chosen) if h.query == query]
+        size = BATCH if held or not query else 1
+        units += [kind[start : start + size] for start in range(0, len(kind), size)]
+    return units
 
 
 def _run_one(db: duckdb.DuckDBPyConnection, heuristic: Heuristic) -> list[_Group]:

@@ -40,6 +40,8 @@ class EvidenceRegistry(SliceRecords):
     db: duckdb.DuckDBPyConnection
     #: Whether the connection has the ``events`` and ``timeline`` views (kept up to date).
     views: bool = True
+    #: Whether ``events`` reads the in-memory copy (``events_in_memory``) just now.
+    events_held: bool = False
 
     @property
     def spool_dir(self) -> Path:
@@ -331,8 +333,10 @@ class EvidenceRegistry(SliceRecords):
         self.db.execute(f"CREATE OR REPLACE TEMP TABLE {_IN_MEMORY} AS SELECT * FROM events")
         try:
             self.db.execute(f"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM {_IN_MEMORY}")
+            self.events_held = True
             yield True
         finally:
+            self.events_held = False
             self._refresh_view()
             self.db.execute(f"DROP TABLE IF EXISTS {_IN_MEMORY}")
 
