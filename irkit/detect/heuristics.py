@@ -444,7 +444,7 @@ def run_heuristics(
     grouped = [(chosen[i], found[i]) for i in sorted(found)]
     for heuristic, groups in grouped:
         counts[heuristic.id] = len(groups)
-    if getattr(case.db, "dialect", "duckdb") == "duckdb":
+    if duck:
         case.db.execute("DROP TABLE IF EXISTS _irkit_hits")
     firsts = _first_rows(case.db, {g[5][0] for _, groups in grouped for g in groups})
     for heuristic, groups in grouped:
