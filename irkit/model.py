@@ -141,7 +141,6 @@ FINDING_COLUMNS: Final[tuple[str, ...]] = (
     "run_id",
 )
 
-#: At most this many event uids are kept on one finding (``count`` has the full number).
 #: The longest one-line message (characters): longer text is cut, with "…".
 MAX_MESSAGE: Final = 1024
 #: C0/C1 controls, line and paragraph separators, and the invisible format characters
@@ -162,6 +161,7 @@ def one_line(text: str) -> str:
     return text
 
 
+#: At most this many event uids are kept on one finding (``count`` has the full number).
 MAX_EVENT_UIDS: Final = 100
 
 

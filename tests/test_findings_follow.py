@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from irkit.detect.attack import attack_columns
-from irkit.detect.heuristics import parse_heuristic, run_heuristics
+from irkit.detect.heuristics import parse_heuristic
+from irkit.detect.heuristics_run import run_heuristics
 from irkit.model import MAX_EVENT_UIDS
 from irkit.store.case import Case
 

@@ -17,10 +17,10 @@ from irkit.detect.heuristics import (
     compile_sql,
     heuristics_dir,
     load_heuristics,
-    run_heuristics,
     scan_heuristics,
 )
 from irkit.detect.heuristics_lint import example_findings
+from irkit.detect.heuristics_run import BATCH, _units, run_heuristics
 from irkit.errors import IrkitError
 from irkit.model import severity_rank
 from irkit.store.case import Case
@@ -244,25 +244,23 @@ def test_a_failing_heuristic_is_named_and_the_others_of_its_batch_still_run(
         dataclasses.asdict(f) for f in clean.findings
     ]
     simple = [h.id for h in HEURISTICS if not h.query]
-    assert len(clean.report["seconds_by_batch"]) == -(-len(simple) // heuristics_module.BATCH)
+    assert len(clean.report["seconds_by_batch"]) == -(-len(simple) // BATCH)
     # each query runs alone; so did the failed batch's rules, and no other where: rule
     alone = set(with_bad.report["seconds_by_rule"]) - {h.id for h in HEURISTICS if h.query}
-    assert len(alone) == heuristics_module.BATCH
+    assert len(alone) == BATCH
 
 
 def test_queries_run_together_only_over_events_held_in_memory() -> None:
     """``where:`` rules run ``BATCH`` to a query; ``query:`` rules too when the case's events
     are held in memory, else one by one (their joins, sixteen at once over a big case's
     parts, ran out of the store's memory); on another engine every rule alone."""
-    batch = heuristics_module.BATCH
+    batch = BATCH
     queries = [i for i, h in enumerate(HEURISTICS) if h.query]
-    held = heuristics_module._units(HEURISTICS, duck=True, held=True)
-    parts = heuristics_module._units(HEURISTICS, duck=True, held=False)
+    held = _units(HEURISTICS, duck=True, held=True)
+    parts = _units(HEURISTICS, duck=True, held=False)
     assert sorted(i for unit in held for i in unit) == list(range(len(HEURISTICS)))
     assert sorted(i for unit in parts for i in unit) == list(range(len(HEURISTICS)))
     assert all(len(unit) <= batch for unit in held + parts)
     assert [unit for unit in parts if set(unit) & set(queries)] == [[i] for i in queries]
     assert len([u for u in held if set(u) & set(queries)]) == -(-len(queries) // batch)
-    assert heuristics_module._units(HEURISTICS, duck=False, held=True) == [
-        [i] for i in range(len(HEURISTICS))
-    ]
+    assert _units(HEURISTICS, duck=False, held=True) == [[i] for i in range(len(HEURISTICS))]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from irkit.detect.heuristics import load_heuristics, run_heuristics
+from irkit.detect.heuristics import load_heuristics
+from irkit.detect.heuristics_run import run_heuristics
 from irkit.model import severity_rank
 from irkit.store.case import Case
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from irkit.model import FileStats
+from irkit.model import MAX_MESSAGE, FileStats, one_line
 from irkit.sources.base import ParseContext
 from irkit.sources.evtx import flatten_event, iter_fast
-from irkit.sources.messages import MAX_MESSAGE, MessageCatalog, Template, one_line
+from irkit.sources.messages import MessageCatalog, Template
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG_FILE = ROOT / "artifacts" / "evtx" / "messages.yaml"

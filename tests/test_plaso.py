@@ -25,9 +25,8 @@ import orjson
 import pytest
 
 from irkit.errors import UsageError
-from irkit.model import FileStats
+from irkit.model import FileStats, one_line
 from irkit.sources.base import ParseContext, Row
-from irkit.sources.messages import one_line
 from irkit.sources.plaso import PlasoSource
 from irkit.sources.plaso.mapping import Mapping, load_mapping
 from irkit.sources.plaso.options import PlasoOptions

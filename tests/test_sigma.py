@@ -14,7 +14,7 @@ import yaml
 
 from irkit.detect import DetectorResult
 from irkit.detect.analytics import rare_findings
-from irkit.detect.heuristics import run_heuristics
+from irkit.detect.heuristics_run import run_heuristics
 from irkit.detect.sigma import load_sigma
 from irkit.detect.sigma_logsource import logsource_map, variants
 from irkit.detect.sigma_run import run_sigma

@@ -491,8 +491,8 @@ def _c_rows(
     records: list[dict[str, Any]], into_columns: bool, keys: Any = None
 ) -> list[tuple[Any, ...]]:
     """``speedups.rows`` over ``records``, into lists or into C Columns, as 9-tuples."""
+    from irkit.model import one_line
     from irkit.sources.evtx.rows import TS_DESC, TS_DESC_HEADER, RecordKeys, header_time
-    from irkit.sources.messages import one_line
 
     assert speedups is not None
     resolved, resolve = load_catalog().render_state()

@@ -21,8 +21,8 @@ from irkit.detect.heuristics import (
     _files,
     one_line,
     parse_heuristic,
-    run_heuristics,
 )
+from irkit.detect.heuristics_run import run_heuristics
 from irkit.errors import IrkitError
 from irkit.model import EVENT_COLUMNS, Finding
 

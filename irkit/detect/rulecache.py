@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 def cache_dir(kind: str) -> Path:
     """Where the ``kind`` cache lives (``sigma``, ``heuristics``)."""
@@ -22,9 +24,7 @@ def cache_dir(kind: str) -> Path:
 
 def read_items(path: Path) -> list[Any] | None:
     """The cached list at ``path``; None when absent or unreadable."""
-    import orjson  # 3× the standard library's reader: 2,872 SigmaHQ entries each scan
-
-    try:
+    try:  # orjson: 3× the standard library's reader, for 2,872 SigmaHQ entries a scan
         items = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
         return None

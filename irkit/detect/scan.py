@@ -154,7 +154,7 @@ def run_detectors(case: EventStore, options: ScanOptions) -> list[DetectorResult
     progress = options.progress
     if options.builtin:
         from irkit.detect.analytics import rare_findings
-        from irkit.detect.heuristics import run_heuristics
+        from irkit.detect.heuristics_run import run_heuristics
 
         results.append(
             _timed(

@@ -190,17 +190,11 @@ class _RegexChecker:
 
 
 def _regex_errors(plan: sigma_sql.Plan, checker: _RegexChecker) -> str:
-    if plan[0] == "leaf":
-        sql = plan[2]
-        if sql.startswith("regexp_matches("):
-            pattern = sql[len("regexp_matches(\x01, '") : -2].replace("''", "'")
-            return checker.error(pattern)
-        return ""
-    children = [plan[1]] if plan[0] == "not" else plan[1] if plan[0] != "const" else []
-    for child in children:
-        error = _regex_errors(child, checker)
-        if error:
-            return error
+    for leaf in sigma_sql.leaves(plan):
+        if leaf[2].startswith("regexp_matches("):
+            error = checker.error(leaf[2][len("regexp_matches(\x01, '") : -2].replace("''", "'"))
+            if error:
+                return error
     return ""
 
 

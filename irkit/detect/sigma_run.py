@@ -342,10 +342,9 @@ def run_sigma(
         saved = _fast_settings(db)
         decided = 0
         planned: list[tuple[SigmaRule, str]] = []
-        index_values = engine == "duckdb" and size <= VALUES_ROWS
-        values = (
-            ValueIndex(db, table, columns, [r.plan for r in group], size) if index_values else None
-        )
+        values = None
+        if engine == "duckdb" and size <= VALUES_ROWS:
+            values = ValueIndex(db, table, columns, [r.plan for r in group], size)
         for rule in group:
             progress.advance()
             plan = rule.plan
@@ -368,8 +367,9 @@ def run_sigma(
                 continue
             rule.unsupported, rule.detail = "query failed", detail
             unsupported_at_run.append(rule)
-        run_count += len(planned) - len(failed) + decided
-        work += size * (len(planned) - len(failed) + decided)
+        ran = len(planned) - len(failed) + decided
+        run_count += ran
+        work += size * ran
         decided_total += decided
         if matched:  # what the findings show, read in a few queries, not one a finding
             _prefetch(matches, planned, matched)

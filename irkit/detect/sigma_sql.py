@@ -58,15 +58,21 @@ def leaf_plan(fields: list[str], sql: str, when_absent: bool = False) -> Plan:
     return ["leaf", fields, sql, when_absent]
 
 
-def plan_fields(plan: Plan) -> Iterator[str]:
-    """Every field a plan reads (keywords: ``_all``)."""
+def leaves(plan: Plan) -> Iterator[Plan]:
+    """Every leaf of a plan."""
     if plan[0] == "leaf":
-        yield from plan[1]
+        yield plan
     elif plan[0] == "not":
-        yield from plan_fields(plan[1])
+        yield from leaves(plan[1])
     elif plan[0] in ("and", "or"):
         for child in plan[1]:
-            yield from plan_fields(child)
+            yield from leaves(child)
+
+
+def plan_fields(plan: Plan) -> Iterator[str]:
+    """Every field a plan reads (keywords: ``_all``)."""
+    for leaf in leaves(plan):
+        yield from leaf[1]
 
 
 #: A leaf testing a field's text for one literal (``contains``, ``starts_with``,
@@ -200,15 +206,10 @@ def _text_test(leaf: Plan) -> tuple[str, bool, str, str] | None:
 
 def text_fields(plan: Plan) -> Iterator[tuple[str, bool]]:
     """The (field, lower-cased?) columns a plan's literal tests read."""
-    if plan[0] == "leaf":
-        test = _text_test(plan)
+    for leaf in leaves(plan):
+        test = _text_test(leaf)
         if test is not None:
             yield test[0], test[1]
-    elif plan[0] == "not":
-        yield from text_fields(plan[1])
-    elif plan[0] in ("and", "or"):
-        for child in plan[1]:
-            yield from text_fields(child)
 
 
 def possible(plan: Plan, holds: Callable[[str, bool, str, str], bool]) -> bool:

@@ -27,8 +27,8 @@ from typing import Any, BinaryIO, ClassVar, Final
 
 import orjson
 
+from irkit.model import MAX_MESSAGE, one_line
 from irkit.sources.base import ParseContext, Row, RowSink
-from irkit.sources.messages import MAX_MESSAGE, one_line
 
 #: The event of each time, in MACB order: (field, ts_desc, event_id).
 TIMES: Final = (

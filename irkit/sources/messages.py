@@ -19,17 +19,8 @@ import yaml
 
 from irkit.artifacts import artifacts_dir, load_yaml
 from irkit.errors import IrkitError
-from irkit.model import MAX_MESSAGE, MESSAGE_CONTROL, one_line
+from irkit.model import one_line
 from irkit.speedups import speedups as _speedups
-
-__all__ = [
-    "MAX_MESSAGE",
-    "MESSAGE_CONTROL",
-    "MessageCatalog",
-    "Template",
-    "load_catalog",
-    "one_line",
-]
 
 #: Fields left out of the fallback message: bulky and unreadable.
 _NOT_IN_FALLBACK: Final = frozenset({"Binary"})

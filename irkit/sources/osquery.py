@@ -19,8 +19,8 @@ from typing import IO, Any, ClassVar, Final
 
 import orjson
 
+from irkit.model import one_line
 from irkit.sources.base import ParseContext, RowSink
-from irkit.sources.messages import one_line
 from irkit.sources.osquery_format import HEAD, open_text_stream, plain_head, read_errors, shape_of
 from irkit.sources.osquery_glog import STATUS_ARTIFACT, GlogReader
 from irkit.sources.osquery_stream import iter_array, iter_lines, mark_partial, skip_record

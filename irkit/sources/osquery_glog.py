@@ -14,8 +14,8 @@ from typing import IO, Any, Final
 
 import orjson
 
+from irkit.model import one_line
 from irkit.sources.base import ParseContext, Row
-from irkit.sources.messages import one_line
 from irkit.sources.osquery_stream import MAX_LINE, Cursor, iter_lines, skip_record
 from irkit.sources.osquery_values import EPOCH, iso
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
+from irkit.model import one_line
 from irkit.sources.base import ParseContext, Row, RowSink
 from irkit.sources.evtx.chunks import chunk_warnings, read_slice
 from irkit.sources.evtx.fast_engine import _bad_json, _count_skips, iter_fast, open_fast
@@ -27,7 +28,7 @@ from irkit.sources.evtx.rows import (
     header_time,
     record_id,
 )
-from irkit.sources.messages import MessageCatalog, load_catalog, one_line
+from irkit.sources.messages import MessageCatalog, load_catalog
 from irkit.speedups import speedups
 
 SIGNATURE: Final = b"ElfFile\x00"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 from typing import Any, Final
 
+from irkit.model import one_line
 from irkit.sources.base import ParseContext, RowSink
-from irkit.sources.messages import one_line
 from irkit.sources.plaso import rows
 from irkit.sources.plaso.mapping import Mapping, load_mapping
 

@@ -13,8 +13,8 @@ import orjson
 from dfdatetime import interface as dfdatetime_interface
 from dfdatetime import semantic_time as dfdatetime_semantic_time
 
+from irkit.model import one_line
 from irkit.sources.base import ParseContext
-from irkit.sources.messages import one_line
 from irkit.sources.plaso.mapping import Mapping
 
 DateTimeValues: Final[type] = dfdatetime_interface.DateTimeValues
